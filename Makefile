@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of torch lies on these machines' disk; pip finds it through its find-links.
+TORCH_WHEELS ?= /opt/wheels
+DEMO_DIR ?= runs/demo
+
+.PHONY: venv test test-all demo clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@ls $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 || { \
+	  echo "No CPU wheel torch-2.13.0+cpu in $(TORCH_WHEELS): set TORCH_WHEELS=DIR to the folder that holds it." >&2; exit 1; }
+	$(BIN)/pip install -q --find-links $(TORCH_WHEELS) -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@$(BIN)/python -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.startswith('2.13.0') else 'unexpected torch ' + v)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The test suite: both cores, slow end-to-end checks included in their small CI versions.
+test: venv
+	$(BIN)/python -m pytest -n 2 -q tests
+
+# Everything, including the long end-to-end runs marked slow.
+test-all: venv
+	VIDLEARN_SLOW=1 $(BIN)/python -m pytest -n 2 -q tests
+
+demo: venv
+	$(BIN)/vidlearn demo --out $(DEMO_DIR)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,46 @@
+"""Shared test fixtures: where the real sample videos are, and tiny generated videos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VIDLEARN_SHARED", REPO.parent / "shared"))
+SHARED_VIDEOS = SHARED / "videos"
+
+
+def shared_videos() -> list[Path]:
+    """Every real sample video in ../shared/videos (empty if the folder is absent)."""
+    if not SHARED_VIDEOS.is_dir():
+        return []
+    return sorted(p for p in SHARED_VIDEOS.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"})
+
+
+def hmdb_subset_videos() -> list[Path]:
+    root = SHARED / "datasets" / "hmdb51_subset"
+    return sorted(root.glob("*/*.avi")) if root.is_dir() else []
+
+
+@pytest.fixture
+def need_shared():
+    if not shared_videos():
+        pytest.skip(f"real sample videos not found in {SHARED_VIDEOS}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Tests never write to the user's cache."""
+    monkeypatch.setenv("VIDLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "vidlearn-cache"))
+
+
+def moving_square_frames(num_frames: int = 12, height: int = 48, width: int = 64) -> np.ndarray:
+    """A bright square moving right on a dark background: every frame distinct, easy to identify."""
+    frames = np.full((num_frames, height, width, 3), 16, dtype=np.uint8)
+    for t in range(num_frames):
+        x = 2 + 3 * t
+        frames[t, 16:32, x : x + 12] = (230, 60, 40)
+    return frames

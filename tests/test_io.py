@@ -1,0 +1,229 @@
+"""Video I/O against ground truth: the MANIFEST's ffprobe facts, an independent sequential decode, bad files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import SHARED_VIDEOS, hmdb_subset_videos, moving_square_frames, shared_videos
+from vidlearn.errors import BadArgumentError, VideoReadError
+from vidlearn.io import iter_chunks, open_video, probe, read_frames, write_video
+
+
+def manifest_rows() -> dict[str, dict]:
+    """The table in ../shared/videos/MANIFEST.md, parsed into the facts ffprobe gave."""
+    manifest = SHARED_VIDEOS / "MANIFEST.md"
+    if not manifest.exists():
+        return {}
+    rows = {}
+    for line in manifest.read_text().splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) < 14 or not cells[1].startswith("`"):
+            continue
+        name = cells[1].strip("`")
+        size = re.match(r"(\d+)x(\d+)", cells[6])
+        rotation = re.search(r"rotation (-?\d+)", cells[6])
+        rows[name] = {
+            "codec": cells[5].split()[0].rstrip(","),
+            "width": int(size.group(1)),
+            "height": int(size.group(2)),
+            "ffprobe_rotation": int(rotation.group(1)) if rotation else 0,
+            "fps": float(cells[7]),
+            "frames": int(cells[9].split()[0]),
+            "has_audio": cells[11].startswith("yes"),
+        }
+    return rows
+
+
+MANIFEST = manifest_rows()
+VIDEO_IDS = [p.name for p in shared_videos()]
+
+
+@pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
+def test_probe_matches_manifest(name, need_shared):
+    facts = MANIFEST[name]
+    info = probe(SHARED_VIDEOS / name)
+    assert info.frames == facts["frames"]
+    assert info.fps == pytest.approx(facts["fps"], abs=0.001)
+    assert info.codec == facts["codec"]
+    assert info.has_audio == facts["has_audio"]
+    # ffprobe's display-matrix angle and ours name the same turn (ours is taken modulo 360).
+    assert info.rotation == facts["ffprobe_rotation"] % 360
+    quarter_turn = info.rotation in (90, 270)
+    expected = (facts["height"], facts["width"]) if quarter_turn else (facts["width"], facts["height"])
+    assert (info.width, info.height) == expected
+    assert info.duration > 0
+
+
+def independent_decode(path: Path, size: tuple[int, int], upto: int, rotation_k: int) -> np.ndarray:
+    """Frames 0..upto of a plain sequential PyAV decode, converted as vidlearn promises (swscale bilinear, then upright)."""
+    height, width = size if rotation_k % 2 == 0 else size[::-1]
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BILINEAR")
+            frames.append(np.rot90(rgb, k=rotation_k))
+            if len(frames) > upto:
+                break
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
+def test_seeking_is_frame_exact(name, need_shared):
+    """Frame k by random access equals frame k of a sequential decode, in any request order."""
+    path = SHARED_VIDEOS / name
+    with open_video(path, size=(48, 64)) as video:
+        n = len(video)
+        rotation_k = video.info.rotation // 90
+        upto = min(n - 1, 299)
+        rng = np.random.default_rng(len(name))
+        wanted = np.concatenate([rng.integers(0, upto + 1, size=10), [upto, 0, upto // 2, upto // 2]])
+        got = video.get(wanted)
+        got_descending = video.get(np.sort(wanted)[::-1])
+    reference = independent_decode(path, (48, 64), upto, rotation_k)
+    np.testing.assert_array_equal(got, reference[wanted])
+    np.testing.assert_array_equal(got_descending, reference[np.sort(wanted)[::-1]])
+
+
+@pytest.mark.parametrize("path", hmdb_subset_videos()[:3] or ["<none>"], ids=lambda p: Path(p).name[:20])
+def test_avi_header_count_is_not_trusted(path):
+    """HMDB51 AVI headers claim one frame more than the decoder gives (DATASET.md)."""
+    if path == "<none>":
+        pytest.skip("hmdb51_subset not found")
+    with av.open(str(path)) as container:
+        header = container.streams.video[0].frames
+        decoded = sum(1 for _ in container.decode(video=0))
+    info = probe(path)
+    assert header == decoded + 1
+    assert info.frames == decoded
+    assert read_frames(path, [decoded - 1]).shape[0] == 1
+
+
+def test_rotation_turns_the_stored_picture(need_shared):
+    """ffprobe's 'rotation -90' means the stored picture is shown turned 90 degrees clockwise."""
+    path = SHARED_VIDEOS / "decord_video_90.mov"
+    with av.open(str(path)) as container:
+        stored = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    shown = read_frames(path, [0])[0]
+    assert stored.shape == (320, 568, 3) and shown.shape == (568, 320, 3)
+    np.testing.assert_array_equal(shown, np.rot90(stored, k=-1))
+
+
+def test_variable_frame_rate_times(need_shared):
+    """goldeneye-vfr-drop3: 80 gaps of 1/24 s and 79 of 2/24 s (MANIFEST)."""
+    with open_video(SHARED_VIDEOS / "pyscenedetect_goldeneye-vfr-drop3.mp4", size=32) as video:
+        gaps = np.round(np.diff(video.frame_times()) * 24 * 1001 / 1000).astype(int)
+        assert len(video) == 160
+        assert (gaps == 1).sum() == 80 and (gaps == 2).sum() == 79
+        # Between two frames, the earlier one is on screen.
+        times = video.frame_times()
+        k = int(np.flatnonzero(gaps == 2)[0])
+        middle = (times[k] + times[k + 1]) / 2
+        assert video.indices_at_times([times[k], middle, times[k + 1]]).tolist() == [k, k, k + 1]
+        np.testing.assert_array_equal(video.get_at_times([middle]), video.get([k]))
+
+
+def test_skeleton_vfr_gap(need_shared):
+    """mmaction2_demo_skeleton: 70 gaps of 1/30 s and one of 0.2 s."""
+    with open_video(SHARED_VIDEOS / "mmaction2_demo_skeleton.mp4", size=32) as video:
+        gaps = np.diff(video.frame_times())
+    assert np.isclose(gaps, 1 / 30, atol=1e-3).sum() == 70
+    assert np.isclose(gaps, 0.2, atol=1e-3).sum() == 1
+
+
+def test_resize_on_decode(need_shared):
+    path = SHARED_VIDEOS / "mmaction2_test.mp4"  # 340x256
+    assert read_frames(path, [0], size=128).shape == (1, 128, 170, 3)
+    assert read_frames(path, [0], size=(112, 112)).shape == (1, 112, 112, 3)
+    rotated = SHARED_VIDEOS / "decord_video_270.mov"  # shown as 320x568 (portrait)
+    assert read_frames(rotated, [0], size=160).shape == (1, 284, 160, 3)
+
+
+def test_chunks_cover_a_long_video_in_bounded_blocks(need_shared):
+    path = SHARED_VIDEOS / "intel_one-by-one-person-detection.mp4"  # 1394 frames
+    starts, largest, total = [], 0, 0
+    for start, block in iter_chunks(path, chunk=200, size=32):
+        starts.append(start)
+        largest = max(largest, len(block))
+        total += len(block)
+    assert total == 1394 and largest == 200
+    assert starts == list(range(0, 1394, 200))
+
+
+def test_write_then_read_round_trip(tmp_path):
+    frames = moving_square_frames(12)
+    path = write_video(tmp_path / "square.mp4", frames, fps=12.5)
+    info = probe(path)
+    assert (info.frames, info.width, info.height, info.fps, info.codec) == (12, 64, 48, 12.5, "h264")
+    back = read_frames(path, range(12))
+    assert np.abs(back.astype(int) - frames.astype(int)).mean() < 3
+    # Where the square is tells which frame it is: the order survived.
+    columns = back[:, 24, :, 0].argmax(axis=1)
+    assert np.all(np.diff(columns) > 0)
+    assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
+
+
+def test_writer_is_deterministic_and_accepts_iterables(tmp_path):
+    frames = moving_square_frames(8)
+    a = write_video(tmp_path / "a.mp4", frames, fps=30)
+    b = write_video(tmp_path / "b.mp4", iter(list(frames)), fps=30)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_writer_rejects_bad_frames(tmp_path):
+    with pytest.raises(BadArgumentError, match="even"):
+        write_video(tmp_path / "odd.mp4", np.zeros((2, 33, 32, 3), np.uint8), fps=10)
+    with pytest.raises(BadArgumentError, match="uint8"):
+        write_video(tmp_path / "float.mp4", np.zeros((2, 32, 32, 3), np.float32), fps=10)
+    with pytest.raises(BadArgumentError, match="no frames"):
+        write_video(tmp_path / "empty.mp4", [], fps=10)
+    assert not any(tmp_path.iterdir())
+
+
+def make_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    good = write_video(tmp_path / "good.mp4", moving_square_frames(12), fps=10)
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
+    data = good.read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    cases = {
+        "zero.mp4": "empty file",
+        "text.mp4": "not a readable video",
+        "truncated.mp4": "not a readable video",
+        "missing.mp4": "does not exist",
+        "audio.m4a": "no video stream",
+    }
+    make_audio_only(tmp_path / "audio.m4a")
+    for name, reason in cases.items():
+        with pytest.raises(VideoReadError, match=reason) as caught:
+            probe(tmp_path / name)
+        assert str(tmp_path / name) in str(caught.value)
+    with pytest.raises(VideoReadError, match="directory"):
+        probe(tmp_path)
+
+
+def test_one_frame_video_and_index_errors(tmp_path):
+    path = write_video(tmp_path / "one.mp4", moving_square_frames(1), fps=10)
+    assert probe(path).frames == 1
+    assert read_frames(path, [0, 0]).shape == (2, 48, 64, 3)
+    with pytest.raises(BadArgumentError, match="out of range"):
+        read_frames(path, [1])
+    with open_video(path) as video, pytest.raises(BadArgumentError, match="outside the video"):
+        video.get_at_times([5.0])
+    with pytest.raises(BadArgumentError, match="size"):
+        open_video(path, size=0)

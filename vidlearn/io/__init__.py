@@ -1,0 +1,11 @@
+"""Video in and out: probing, frame-exact decoding (by index or time), chunked reading, writing.
+
+Frames are uint8 ``T x H x W x 3`` RGB arrays, upright (display rotation applied). A frame index
+is the k-th presented frame of the first video stream. Nothing outside this package touches a
+decoding backend.
+"""
+
+from vidlearn.io.video import VideoInfo, VideoReader, iter_chunks, open_video, probe, read_frames
+from vidlearn.io.writer import write_video
+
+__all__ = ["VideoInfo", "VideoReader", "iter_chunks", "open_video", "probe", "read_frames", "write_video"]

@@ -1,0 +1,274 @@
+"""PyAV (FFmpeg) backend: opening files with clear errors, the frame index, frame-exact seeking.
+
+A frame index ``k`` means the k-th *presented* frame of the first video stream: the k-th frame a
+sequential decode outputs. Two ways of finding frame ``k`` without a sequential decode:
+
+- ``pts`` mode (MP4/MOV, Matroska/WebM and most modern containers): the presentation timestamps
+  of all frames are read from the packets alone (no decoding), sorted, and frame ``k`` is the one
+  whose timestamp is the k-th smallest. Seeking goes to the keyframe before it and decodes forward.
+- ``sequential`` mode (AVI, and any stream whose packet timestamps are missing or repeat): AVI
+  stores decode-order timestamps, so packet timestamps do not name presented frames. There,
+  frames are counted while decoding from the start (the reader keeps its position, so ascending
+  requests decode the file once).
+
+If a ``pts``-mode seek ever fails to land exactly on the wanted timestamp, the reader falls back
+to sequential mode for that file, so a returned frame is always the k-th frame of a sequential decode.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from vidlearn.errors import VideoReadError
+
+SEQUENTIAL_CONTAINERS = ("avi",)
+
+
+def open_container(path: str | Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, turning every FFmpeg failure into a ``VideoReadError``."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoReadError(path, "file does not exist")
+    if path.is_dir():
+        raise VideoReadError(path, "is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoReadError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.InvalidDataError as exc:
+        raise VideoReadError(path, f"not a readable video (corrupt, truncated or not a video file: {exc.strerror})") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoReadError(path, f"cannot open: {exc}") from None
+    if not container.streams.video:
+        others = f"{len(container.streams.audio)} audio, {len(container.streams.subtitles)} subtitle"
+        container.close()
+        raise VideoReadError(path, f"no video stream (it has {others} stream(s))")
+    return container
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Where every presented frame of a video stream is, found without decoding when possible.
+
+    ``pts`` holds the sorted presentation timestamps (stream time base) in ``pts`` mode and is empty
+    in ``sequential`` mode; ``keyframe_pts`` the sorted timestamps of keyframes.
+    """
+
+    mode: str
+    pts: tuple[int, ...]
+    keyframe_pts: tuple[int, ...]
+    packet_count: int
+
+
+def scan_packets(container: av.container.InputContainer, path: str | Path) -> FrameIndex:
+    """Demux (not decode) the first video stream and build its frame index."""
+    stream = container.streams.video[0]
+    pts: list[int] = []
+    keyframes: list[int] = []
+    missing_pts = False
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the flush packet at the end, and empty AVI chunks
+                continue
+            if packet.pts is None:
+                missing_pts = True
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+    except av.error.FFmpegError as exc:
+        raise VideoReadError(path, f"corrupt or truncated data while reading packets: {exc}") from None
+    rewind(container)
+    sorted_pts = sorted(pts)
+    sequential = (
+        container.format.name in SEQUENTIAL_CONTAINERS
+        or missing_pts
+        or len(set(sorted_pts)) != len(sorted_pts)
+    )
+    if sequential:
+        return FrameIndex("sequential", (), (), len(pts))
+    return FrameIndex("pts", tuple(sorted_pts), tuple(sorted(keyframes)), len(pts))
+
+
+def rewind(container: av.container.InputContainer) -> None:
+    """Back to the first frame of the first video stream."""
+    container.seek(0, stream=container.streams.video[0], backward=True, any_frame=False)
+
+
+def display_rotation(frame: av.VideoFrame) -> int:
+    """Counter-clockwise rotation in degrees (0, 90, 180, 270) to apply so the frame displays upright."""
+    return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+
+
+@dataclass(frozen=True)
+class OutputGeometry:
+    """How decoded frames are converted: size to ask swscale for (before rotation) and the rotation."""
+
+    decode_width: int
+    decode_height: int
+    rotation: int  # counter-clockwise degrees
+
+    @staticmethod
+    def plan(stored_width: int, stored_height: int, rotation: int, size: int | tuple[int, int] | None) -> "OutputGeometry":
+        """Plan the conversion for a requested ``size`` given in display orientation.
+
+        ``size`` is ``None`` (as stored), an int (the short side; aspect kept, the long side rounded
+        to the nearest pixel) or ``(height, width)`` exactly.
+        """
+        quarter_turn = rotation in (90, 270)
+        disp_w, disp_h = (stored_height, stored_width) if quarter_turn else (stored_width, stored_height)
+        if size is None:
+            out_h, out_w = disp_h, disp_w
+        elif isinstance(size, int):
+            out_h, out_w = short_side_size(disp_h, disp_w, size)
+        else:
+            out_h, out_w = int(size[0]), int(size[1])
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"output size must be positive, got {out_h}x{out_w}")
+        dec_w, dec_h = (out_h, out_w) if quarter_turn else (out_w, out_h)
+        return OutputGeometry(dec_w, dec_h, rotation)
+
+    def to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        """One decoded frame as uint8 H x W x 3 RGB, resized and turned upright."""
+        if frame.width == self.decode_width and frame.height == self.decode_height:
+            rgb = frame.to_ndarray(format="rgb24")
+        else:
+            rgb = frame.to_ndarray(
+                format="rgb24", width=self.decode_width, height=self.decode_height, interpolation="BILINEAR"
+            )
+        if self.rotation:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=self.rotation // 90))
+        return rgb
+
+
+def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side equal to ``short_side``; the other rounded to the nearest pixel."""
+    if height <= width:
+        return short_side, max(1, int(round(width * short_side / height)))
+    return max(1, int(round(height * short_side / width))), short_side
+
+
+class FrameDecoder:
+    """Decodes frames by index from one open container, keeping its position between calls."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        self.path = str(path)
+        self._container = open_container(path)
+        self.stream = self._container.streams.video[0]
+        self.index = scan_packets(self._container, path)
+        self._threads = threads
+        self._configure_threads()
+        self._frames: Iterator[av.VideoFrame] | None = None
+        self._next_seq = 0  # sequential mode: index of the next frame the iterator yields
+        self._last_pts: int | None = None  # pts mode: timestamp of the last frame yielded
+
+    def _configure_threads(self) -> None:
+        ctx = self.stream.codec_context
+        ctx.thread_type = "AUTO"
+        ctx.thread_count = self._threads
+
+    def close(self) -> None:
+        self._frames = None
+        self._container.close()
+
+    # -- sequential access -------------------------------------------------
+    def _restart(self) -> None:
+        rewind(self._container)
+        self._frames = self._decode_stream()
+        self._next_seq = 0
+        self._last_pts = None
+
+    def _decode_stream(self) -> Iterator[av.VideoFrame]:
+        try:
+            yield from self._container.decode(self.stream)
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            raise VideoReadError(self.path, f"corrupt or truncated data while decoding: {exc}") from None
+
+    def iter_frames(self) -> Iterator[av.VideoFrame]:
+        """Every presented frame from the start, in order."""
+        self._restart()
+        assert self._frames is not None
+        for frame in self._frames:
+            self._next_seq += 1
+            yield frame
+
+    def count_frames(self) -> int:
+        """Frames a sequential decode outputs (decodes the whole stream in sequential mode)."""
+        if self.index.mode == "pts":
+            return len(self.index.pts)
+        return sum(1 for _ in self.iter_frames())
+
+    # -- random access -----------------------------------------------------
+    def frames_at(self, indices: list[int]) -> dict[int, av.VideoFrame]:
+        """Decoded frames for the given (unique, ascending) indices."""
+        if self.index.mode == "pts":
+            try:
+                return self._frames_by_pts(indices)
+            except _SeekMissed:
+                # The packet timestamps did not describe the decoder's output: count instead.
+                self.index = FrameIndex("sequential", (), (), self.index.packet_count)
+        return self._frames_by_counting(indices)
+
+    def _frames_by_counting(self, indices: list[int]) -> dict[int, av.VideoFrame]:
+        if self._frames is None or indices[0] < self._next_seq:
+            self._restart()
+        assert self._frames is not None
+        wanted = set(indices)
+        found: dict[int, av.VideoFrame] = {}
+        for frame in self._frames:
+            k = self._next_seq
+            self._next_seq += 1
+            if k in wanted:
+                found[k] = frame
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    def _frames_by_pts(self, indices: list[int]) -> dict[int, av.VideoFrame]:
+        found: dict[int, av.VideoFrame] = {}
+        for k in indices:
+            target = self.index.pts[k]
+            if self._must_seek(target):
+                self._seek(target)
+            assert self._frames is not None
+            for frame in self._frames:
+                if frame.pts is None:
+                    raise _SeekMissed
+                self._last_pts = frame.pts
+                if frame.pts == target:
+                    found[k] = frame
+                    break
+                if frame.pts > target:
+                    raise _SeekMissed
+            else:
+                raise _SeekMissed
+        return found
+
+    def _must_seek(self, target: int) -> bool:
+        """Seek unless the target lies ahead with no keyframe between: decoding on is then cheaper."""
+        if self._frames is None or self._last_pts is None or target <= self._last_pts:
+            return True
+        keys = self.index.keyframe_pts
+        next_key = bisect.bisect_right(keys, self._last_pts)
+        return next_key < len(keys) and keys[next_key] <= target
+
+    def _seek(self, target: int) -> None:
+        try:
+            self._container.seek(target, stream=self.stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise VideoReadError(self.path, f"cannot seek: {exc}") from None
+        self._frames = self._decode_stream()
+        self._last_pts = None
+
+
+class _SeekMissed(Exception):
+    """A seek did not reach the exact timestamp the packet index promised."""
+
