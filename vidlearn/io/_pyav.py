@@ -118,8 +118,8 @@ class OutputGeometry:
     def plan(stored_width: int, stored_height: int, rotation: int, size: int | tuple[int, int] | None) -> "OutputGeometry":
         """Plan the conversion for a requested ``size`` given in display orientation.
 
-        ``size`` is ``None`` (as stored), an int (the short side; aspect kept, the long side rounded
-        to the nearest pixel) or ``(height, width)`` exactly.
+        ``size`` is ``None`` (as stored), an int (the short side, see ``short_side_size``) or
+        ``(height, width)`` exactly.
         """
         quarter_turn = rotation in (90, 270)
         disp_w, disp_h = (stored_height, stored_width) if quarter_turn else (stored_width, stored_height)
@@ -148,10 +148,14 @@ class OutputGeometry:
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(height, width) with the shorter side equal to ``short_side``; the other rounded to the nearest pixel."""
+    """(height, width) with the shorter side equal to ``short_side`` and the aspect ratio kept.
+
+    The long side is ``floor(long * short_side / short)`` in exact integer arithmetic, the rule of
+    torchvision's ``resize`` and PySlowFast: 240 x 320 with short side 128 gives 128 x 170.
+    """
     if height <= width:
-        return short_side, max(1, int(round(width * short_side / height)))
-    return max(1, int(round(height * short_side / width))), short_side
+        return short_side, max(1, width * short_side // height)
+    return max(1, height * short_side // width), short_side
 
 
 class FrameDecoder:

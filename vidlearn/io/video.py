@@ -57,13 +57,15 @@ class VideoReader:
     ``size``: ``None`` (display size), an int (short side, aspect kept) or ``(height, width)``.
     ``threads``: decoder threads (0 = FFmpeg's choice). Use 1 inside DataLoader workers, which
     already run one per core.
+    ``frame_count``: the count from an earlier ``probe`` (e.g. a scanned dataset index). AVI files
+    are counted by decoding them whole; passing the known count avoids that on every open.
     """
 
-    def __init__(self, path: str | Path, size: Size = None, threads: int = 0):
+    def __init__(self, path: str | Path, size: Size = None, threads: int = 0, frame_count: int | None = None):
         self.path = str(path)
         self._decoder = FrameDecoder(path, threads=threads)
         try:
-            self.info = self._probe()
+            self.info = self._probe(frame_count)
         except BaseException:
             self._decoder.close()
             raise
@@ -92,13 +94,18 @@ class VideoReader:
         return self.info.frames
 
     # -- facts ---------------------------------------------------------------
-    def _probe(self) -> VideoInfo:
+    def _probe(self, frame_count: int | None) -> VideoInfo:
         decoder = self._decoder
         stream = decoder.stream
         container = stream.container
         first = next(decoder.iter_frames(), None)
         rotation = display_rotation(first) if first is not None else 0
-        frames = decoder.count_frames() if first is not None else 0
+        if first is None:
+            frames = 0
+        elif frame_count is not None and decoder.index.mode == "sequential":
+            frames = frame_count
+        else:
+            frames = decoder.count_frames()
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
@@ -216,9 +223,9 @@ def _duration(container, stream, decoder: FrameDecoder, frames: int) -> float:
     return frames / float(rate) if rate else 0.0
 
 
-def open_video(path: str | Path, size: Size = None, threads: int = 0) -> VideoReader:
+def open_video(path: str | Path, size: Size = None, threads: int = 0, frame_count: int | None = None) -> VideoReader:
     """Open a video for frame-exact reading (see ``VideoReader``)."""
-    return VideoReader(path, size=size, threads=threads)
+    return VideoReader(path, size=size, threads=threads, frame_count=frame_count)
 
 
 def probe(path: str | Path) -> VideoInfo:

@@ -1,0 +1,1 @@
+"""Command-line interface: argument parsing and user-facing errors; no logic of its own."""

@@ -1,0 +1,1 @@
+"""Pictures, plots, tables and reports: how results are shown to people."""
