@@ -44,3 +44,26 @@ def moving_square_frames(num_frames: int = 12, height: int = 48, width: int = 64
         x = 2 + 3 * t
         frames[t, 16:32, x : x + 12] = (230, 60, 40)
     return frames
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small SynthActions dataset, rendered once per test session and shared by xdist workers."""
+    from filelock import FileLock
+
+    from vidlearn.data.synth import SYNTH_VERSION, synthesize
+
+    shared = tmp_path_factory.getbasetemp().parent
+    root = shared / f"synthactions-small-v{SYNTH_VERSION}"
+    with FileLock(str(shared / "synthactions-small.lock")):
+        if not (root / "synth.json").exists():
+            synthesize(root, num_videos=18 * 10, seed=3, workers=2, num_untrimmed=1, progress=False)
+    return root
+
+
+def pytest_configure(config):
+    """Under xdist each worker has one core's share: more intra-op threads only contend."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

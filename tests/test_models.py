@@ -22,7 +22,7 @@ from vidlearn.models import C3D, create_model, list_models, model_info
 FUSION_MODELS = ["single_frame", "late_fusion_fc", "late_fusion_pool", "early_fusion", "slow_fusion", "fovea"]
 COURSE_MODELS = ["course_late", "course_early", "course_3d"]
 RESNETS = ["r3d_18", "mc3_18", "r2plus1d_18"]
-ALL_MODELS = FUSION_MODELS + COURSE_MODELS + RESNETS + ["c3d"]
+ALL_MODELS = FUSION_MODELS + COURSE_MODELS + RESNETS + ["c3d", "c3d_small"]
 
 # Feature sizes: the towers' last width (128), the MLP/FC hidden width (256), the course's 24,
 # ResNet's 512 and C3D's fc7 (4096).
@@ -40,6 +40,7 @@ FEATURE_DIM = {
     "mc3_18": 512,
     "r2plus1d_18": 512,
     "c3d": 4096,
+    "c3d_small": 256,
 }
 
 # Clip sizes (T, H, W) each architecture allows; the first is small enough to run (export and
@@ -59,12 +60,13 @@ CLIP_SIZES = {
     "mc3_18": [(1, 32, 32), (8, 128, 171), (16, 112, 112)],
     "r2plus1d_18": [(1, 32, 32), (8, 128, 171), (16, 112, 112)],
     "c3d": [(16, 112, 112), (31, 96, 127)],
+    "c3d_small": [(16, 32, 32), (16, 64, 64)],
 }
 
 
 def options_for(name: str, t: int, h: int, w: int) -> dict:
     """Builder options for models whose layers depend on T (and, for late_fusion_fc, on H x W)."""
-    if name == "late_fusion_fc":
+    if name in ("late_fusion_fc", "c3d_small"):
         return {"num_frames": t, "frame_size": (h, w)}
     if name in ("early_fusion", "course_early"):
         return {"num_frames": t}
@@ -81,6 +83,15 @@ def big_models() -> dict[str, nn.Module]:
 
 
 # --- registry -------------------------------------------------------------------------------
+
+
+def test_c3d_small_is_c3d_at_an_eighth_of_the_width():
+    small = create_model("c3d_small", num_classes=10, num_frames=16, frame_size=(64, 64))
+    widths = [m.out_channels for m in small.convs if isinstance(m, torch.nn.Conv3d)]
+    assert widths == [8, 16, 32, 32, 64, 64, 64, 64]  # 64, 128, 256, 256, 512, 512, 512, 512 / 8
+    # 64 x 16 x 64 x 64 -> pools 1x2x2 then 2x2x2 four times (pool5 padded in H, W) -> 64 x 1 x 3 x 3
+    assert small.pool5_shape == (64, 1, 3, 3)
+    assert small.fc6[0].in_features == 64 * 9 and small.fc7[0].out_features == 256
 
 
 def test_every_model_is_registered_with_its_default_input():

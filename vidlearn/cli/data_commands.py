@@ -7,16 +7,15 @@ import dataclasses
 import json
 from pathlib import Path
 
-from vidlearn.data.formats import FORMATS, load_dataset
-from vidlearn.data.synth import DEFAULT_NUM_UNTRIMMED, DEFAULT_NUM_VIDEOS, synthesize
-from vidlearn.viz.console import console, table
+# Registering parsers must stay cheap (no torch, no FFmpeg): library imports live in the run functions.
+FORMATS = ("folder", "ucf101", "hmdb51", "kinetics", "ssv2", "csv", "synthactions")
 
 
 def register(subparsers) -> None:
     s = subparsers.add_parser("synth", help="render the built-in SynthActions dataset (real mp4 files + UCF101-style splits)")
     s.add_argument("--out", type=Path, required=True, metavar="DIR")
-    s.add_argument("--videos", type=int, default=DEFAULT_NUM_VIDEOS, help=f"trimmed clips in all (default {DEFAULT_NUM_VIDEOS}; rounded up to a multiple of the class count)")
-    s.add_argument("--untrimmed", type=int, default=DEFAULT_NUM_UNTRIMMED, help=f"long videos with segment annotations (default {DEFAULT_NUM_UNTRIMMED})")
+    s.add_argument("--videos", type=int, default=None, help="trimmed clips in all (default: the library's demo size; rounded up to a multiple of the class count)")
+    s.add_argument("--untrimmed", type=int, default=None, help="long videos with segment annotations (default: the library's)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same videos, byte for byte")
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     s.set_defaults(func=run_synth)
@@ -32,12 +31,19 @@ def register(subparsers) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    summary = synthesize(args.out, num_videos=args.videos, seed=args.seed, workers=args.workers, num_untrimmed=args.untrimmed)
+    from vidlearn.data.synth import DEFAULT_NUM_UNTRIMMED, DEFAULT_NUM_VIDEOS, synthesize
+
+    videos = DEFAULT_NUM_VIDEOS if args.videos is None else args.videos
+    untrimmed = DEFAULT_NUM_UNTRIMMED if args.untrimmed is None else args.untrimmed
+    summary = synthesize(args.out, num_videos=videos, seed=args.seed, workers=args.workers, num_untrimmed=untrimmed)
     print(summary)
     return 0
 
 
 def run_data(args: argparse.Namespace) -> int:
+    from vidlearn.data.formats import load_dataset
+    from vidlearn.viz.console import console, table
+
     index = load_dataset(args.path, format=args.format, split=args.split, subset=args.subset, min_frames=args.min_frames)
     if args.json:
         print(json.dumps({

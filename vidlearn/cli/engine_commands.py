@@ -6,12 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from vidlearn.engine.config import load_config
-from vidlearn.engine.evaluate import evaluate_checkpoint
-from vidlearn.engine.predict import predict
-from vidlearn.engine.train import train
-from vidlearn.viz.confusion import plot_confusion
-from vidlearn.viz.console import console, table
 
 
 def register(subparsers) -> None:
@@ -48,8 +42,24 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_predict)
 
+    d = subparsers.add_parser("demo", help="the main job: synthesise SynthActions, train and compare the course's models, write a report")
+    d.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR")
+    d.add_argument("--quick", action="store_true", help="a minutes-long smoke version (fewer videos and epochs, smaller clips)")
+    d.set_defaults(func=run_demo_command)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from vidlearn.engine.demo import DemoSettings, run_demo
+
+    settings = DemoSettings().quick() if args.quick else DemoSettings()
+    run_demo(args.out, settings)
+    return 0
+
 
 def run_train(args: argparse.Namespace) -> int:
+    from vidlearn.engine.config import load_config
+    from vidlearn.engine.train import train
+
     config = load_config(args.config, args.overrides, model=args.model, data=args.data, out=args.out)
     result = train(config, resume=args.resume)
     print(f"best checkpoint: {result.best_checkpoint}\nmetrics: {result.out / 'metrics.csv'}")
@@ -57,6 +67,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from vidlearn.engine.evaluate import evaluate_checkpoint
+    from vidlearn.viz.confusion import plot_confusion
+    from vidlearn.viz.console import console, table
+
     result = evaluate_checkpoint(args.checkpoint, data=args.data, num_clips=args.clips, num_crops=args.crops, aggregation=args.aggregation, batch_size=args.batch_size, workers=args.workers, progress=not args.json)
     if args.confusion:
         plot_confusion(result.confusion, result.class_names, args.confusion, title=f"{Path(args.checkpoint).name}: video-level confusion")
@@ -85,6 +99,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from vidlearn.engine.predict import predict
+    from vidlearn.viz.console import console, table
+
     results = predict(args.checkpoint, args.videos, topk=args.topk, window_step=args.timeline, progress=not args.json)
     if args.json:
         for prediction in results:

@@ -15,7 +15,12 @@ from vidlearn.errors import VidlearnError
 
 # Each command module exposes ``register(subparsers)``, which adds its subcommands and sets
 # ``func`` on them. Imported lazily by name so that ``vidlearn probe`` does not import torch models.
-COMMAND_MODULES = ("vidlearn.cli.video_commands", "vidlearn.cli.data_commands")
+COMMAND_MODULES = (
+    "vidlearn.cli.video_commands",
+    "vidlearn.cli.data_commands",
+    "vidlearn.cli.model_commands",
+    "vidlearn.cli.engine_commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,12 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
-
 from vidlearn.errors import BadArgumentError, VidlearnError
-from vidlearn.io import open_video, probe
-from vidlearn.progress import progress_bar
-from vidlearn.viz.console import console, table
 
 
 def register(subparsers) -> None:
@@ -33,6 +28,10 @@ PROBE_COLUMNS = ("file", "format", "codec", "W x H", "SAR", "fps", "frames", "se
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    from vidlearn.io import probe
+    from vidlearn.progress import progress_bar
+    from vidlearn.viz.console import console, table
+
     rows, failures = [], 0
     with progress_bar(len(args.files), "probing", enabled=len(args.files) > 20) as advance:
         for name in args.files:
@@ -73,6 +72,10 @@ def parse_indices(text: str) -> list[int]:
 
 
 def run_frames(args: argparse.Namespace) -> int:
+    import cv2
+
+    from vidlearn.io import open_video
+
     indices = parse_indices(args.at)
     with open_video(args.video, size=args.size) as video:
         frames = video.get(indices)

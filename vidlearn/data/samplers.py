@@ -69,6 +69,9 @@ class ClipSpec:
         num_crops: spatial crops per clip at test time, 1 (centre) or 3 (three_crop).
         size: side of the square crop fed to the model.
         short_side: frames are resized so that their short side has this length before cropping.
+        hflip: training views are mirrored left-right with probability 1/2. Turn it off when
+            the classes depend on direction (SynthActions' MoveLeft/MoveRight, Something-Something's
+            "from left to right"): a mirrored clip would carry the wrong label.
     """
 
     num_frames: int = 16
@@ -79,6 +82,7 @@ class ClipSpec:
     num_crops: int = 1
     size: int = 112
     short_side: int = 128
+    hflip: bool = True
 
     def __post_init__(self) -> None:
         _require_int("num_frames", self.num_frames, 1)

@@ -201,9 +201,9 @@ def train_views(
     std: Sequence[float] = KINETICS_STD,
 ) -> torch.Tensor:
     """Training view of one clip: short side to ``spec.short_side``, random ``spec.size`` crop,
-    horizontal flip with probability 1/2, normalised float ``C x T x size x size``."""
+    horizontal flip with probability 1/2 (when ``spec.hflip``), normalised float ``C x T x size x size``."""
     crop = random_crop(resize_short_side(frames, spec.short_side), spec.size, rng)
-    if rng.random() < 0.5:
+    if spec.hflip and rng.random() < 0.5:
         crop = horizontal_flip(crop)
     return to_float_cthw(crop, mean, std)
 

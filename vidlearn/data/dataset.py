@@ -1,0 +1,175 @@
+"""Clips for training and views for testing, as a PyTorch ``Dataset`` and ``DataLoader``.
+
+Training: one item is one random clip of one video, ``C x T x H x W`` float, with its label.
+Testing: one item is one video with all its views, ``V x C x T x H x W`` with
+``V = num_clips x num_crops`` (clip-major: view ``v`` is clip ``v // num_crops``, crop ``v % num_crops``).
+
+Randomness is a pure function of (seed, epoch, item), so a run resumed at epoch e draws the same
+clips as the uninterrupted run, whatever the number of workers. Each worker process opens its own
+decoders, reads only the frames a clip needs (resized to the short side while decoding), and uses
+one decoder thread: the workers already occupy the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vidlearn.data.index import IndexEntry, VideoIndex
+from vidlearn.data.samplers import Clip, ClipSpec, random_clip, uniform_clips
+from vidlearn.data.transforms import KINETICS_MEAN, KINETICS_STD, test_views, train_views
+from vidlearn.errors import VideoReadError
+from vidlearn.io import open_video
+
+
+@dataclass(frozen=True)
+class Normalization:
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
+
+
+class ClipDataset(Dataset):
+    """Clips (``train=True``) or all test views of each video (``train=False``) of a ``VideoIndex``.
+
+    Items: ``(clip C x T x H x W, label)`` when training; ``(views V x C x T x H x W, label, video)``
+    when testing. Keys may be plain positions or ``(epoch, position)`` pairs (see ``EpochSampler``).
+    A video that fails to decode is reported on stderr and replaced by the next one, so training
+    goes on; ``failed`` lists such paths seen by this process.
+    """
+
+    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization()):
+        if len(index) == 0:
+            raise VideoReadError(index.source.root, "the dataset has no usable videos")
+        self.index = index
+        self.spec = spec
+        self.train = train
+        self.seed = seed
+        self.normalization = normalization
+        self.failed: list[str] = []
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.index.class_names
+
+    @property
+    def views_per_video(self) -> int:
+        return self.spec.num_clips * self.spec.num_crops
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        epoch, position = key if isinstance(key, tuple) else (0, key)
+        for attempt in range(len(self.index)):
+            entry = self.index[(position + attempt) % len(self.index)]
+            try:
+                return self._load(entry, epoch, (position + attempt) % len(self.index))
+            except VideoReadError as exc:
+                if entry.path not in self.failed:
+                    self.failed.append(entry.path)
+                    print(f"vidlearn: skipping unreadable video: {exc}", file=sys.stderr)
+        raise VideoReadError(self.index.source.root, "no video in the dataset could be decoded")
+
+    def _load(self, entry: IndexEntry, epoch: int, position: int):
+        mean, std = self.normalization.mean, self.normalization.std
+        with open_video(entry.path, size=self.spec.short_side, threads=1, frame_count=entry.frames) as video:
+            first, count = segment_frames(entry, video.frame_times())
+            if self.train:
+                rng = np.random.default_rng([self.seed, epoch, position])
+                clip = random_clip(count, self.spec, rng, video_fps=video.info.fps)
+                frames = read_clip(video, clip, first)
+                return train_views(frames, self.spec, rng, mean, std), entry.label
+            clips = uniform_clips(count, self.spec, video_fps=video.info.fps)
+            views = [view for clip in clips for view in test_views(read_clip(video, clip, first), self.spec, mean, std)]
+            return torch.stack(views), entry.label, position
+
+
+def segment_frames(entry: IndexEntry, frame_times: np.ndarray) -> tuple[int, int]:
+    """(first frame, frame count) of the entry's segment; the whole video when it has no start/end."""
+    if entry.start is None and entry.end is None:
+        return 0, len(frame_times)
+    start = entry.start if entry.start is not None else -np.inf
+    end = entry.end if entry.end is not None else np.inf
+    inside = np.flatnonzero((frame_times >= start - 1e-6) & (frame_times < end - 1e-6))
+    if inside.size == 0:
+        raise VideoReadError(entry.path, f"no frame between {entry.start}s and {entry.end}s")
+    return int(inside[0]), int(inside.size)
+
+
+def read_clip(video, clip: Clip, first_frame: int = 0) -> torch.Tensor:
+    """Decode one clip's frames (uint8 ``T x H x W x 3``), zeroing padding frames."""
+    frames = torch.from_numpy(video.get(clip.indices + first_frame))
+    if clip.pad_mask.any():
+        frames[torch.from_numpy(clip.pad_mask)] = 0
+    return frames
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, position)`` keys: shuffled by (seed, epoch) when training, in order otherwise.
+
+    With ``num_replicas > 1`` (distributed), each rank takes every ``num_replicas``-th key of the
+    same permutation; when testing, keys are not padded, so no video is counted twice.
+    ``skip`` drops the first keys of the epoch (set when resuming in the middle of an epoch).
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, num_replicas: int = 1, drop_last: bool = False):
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.num_replicas, self.drop_last = rank, num_replicas, drop_last
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> np.ndarray:
+        if self.shuffle:
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return np.arange(self.size)
+
+    def __iter__(self):
+        order = self._order()
+        if self.shuffle and self.num_replicas > 1:
+            per_rank = len(order) // self.num_replicas if self.drop_last else -(-len(order) // self.num_replicas)
+            order = np.resize(order, per_rank * self.num_replicas)  # wrap so every rank gets the same count
+        for position in order[self.rank :: self.num_replicas][self.skip :]:
+            yield self.epoch, int(position)
+
+    def __len__(self) -> int:
+        if self.shuffle and self.num_replicas > 1:
+            return self.size // self.num_replicas if self.drop_last else -(-self.size // self.num_replicas)
+        return len(range(self.rank, self.size, self.num_replicas))
+
+
+def default_workers() -> int:
+    """Decoding workers: one per core (the main process mostly waits on the model step)."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _quiet_worker(_worker_id: int) -> None:
+    # Each worker decodes one clip at a time; intra-op threads would only fight the other workers.
+    # (No cv2.setNumThreads here: in a child forked after the parent used OpenCV it can deadlock.)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: ClipDataset, batch_size: int, sampler: EpochSampler, workers: int | None = None) -> DataLoader:
+    """A DataLoader that keeps the cores busy decoding while the model computes."""
+    workers = default_workers() if workers is None else workers
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=_quiet_worker if workers > 0 else None,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=False,
+        # Its own generator: creating an iterator draws a seed, which must not move the global RNG
+        # (a resumed run would otherwise see different dropout masks than an uninterrupted one).
+        generator=torch.Generator().manual_seed(sampler.seed),
+    )

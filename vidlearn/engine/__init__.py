@@ -1,0 +1,1 @@
+"""Training, evaluation over clips x crops, prediction, checkpoints and distributed runs."""

@@ -1,0 +1,58 @@
+"""Exporting a model for deployment: ONNX, TorchScript, or a ``torch.export`` program."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vidlearn.engine.checkpoint import load_checkpoint
+from vidlearn.engine.modeling import clip_dependent_args, model_from_record
+from vidlearn.errors import BadArgumentError
+from vidlearn.models import create_model, model_info
+
+FORMATS = ("onnx", "torchscript", "exported")
+
+
+def model_for_export(checkpoint: str | Path | None = None, model: str | None = None, num_classes: int = 400, input_shape: tuple[int, int, int, int] | None = None) -> tuple[nn.Module, tuple[int, int, int, int]]:
+    """A model in eval mode and the clip shape ``(C, T, H, W)`` to trace it with: trained weights from a
+    checkpoint (its input recipe gives the shape), or a freshly initialised registered model."""
+    if (checkpoint is None) == (model is None):
+        raise BadArgumentError("give either a checkpoint or a model name")
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint)
+        net = model_from_record(loaded.record)
+        net.load_state_dict(loaded.model)
+        spec = loaded.record["input"]
+        shape = input_shape or (3, spec["num_frames"], spec["size"], spec["size"])
+    else:
+        shape = input_shape or model_info(model).default_input
+        net = create_model(model, num_classes=num_classes, **clip_dependent_args(model, shape[1], shape[2]))
+    return net.eval(), tuple(shape)
+
+
+def export_model(net: nn.Module, input_shape: tuple[int, int, int, int], out: str | Path, fmt: str) -> Path:
+    """Write ``net`` traced on a ``1 x C x T x H x W`` clip to ``out`` (atomically), in ``fmt``."""
+    if fmt not in FORMATS:
+        raise BadArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, *input_shape)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            if fmt == "onnx":
+                torch.onnx.export(net, (example,), tmp, dynamo=True, input_names=["clips"], output_names=["logits"], verbose=False)
+            elif fmt == "torchscript":
+                torch.jit.save(torch.jit.trace(net, example), tmp)
+            else:
+                torch.export.save(torch.export.export(net, (example,)), tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

@@ -1,0 +1,71 @@
+"""From ``--data PATH|synth`` to a train and a test index."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+from vidlearn.data.formats import load_dataset
+from vidlearn.data.index import VideoIndex
+from vidlearn.data.synth import synthesize
+from vidlearn.errors import BadArgumentError
+
+SYNTH_NAME = "synth"
+
+
+def default_synth_dir() -> Path:
+    """Where ``--data synth`` lives: ``$VIDLEARN_DATA/synthactions`` or ``./data/synthactions``."""
+    return Path(os.environ.get("VIDLEARN_DATA", "data")) / "synthactions"
+
+
+def resolve_data(data: str, progress: bool = True) -> Path:
+    """A dataset path; ``synth`` is synthesised with the defaults (and completed if interrupted)."""
+    if data != SYNTH_NAME:
+        return Path(data)
+    root = default_synth_dir()
+    synthesize(root, progress=progress)  # renders what is missing; a complete set is checked in a second
+    return root
+
+
+def load_splits(data: str, split: int = 1, progress: bool = True, test_fraction: float = 0.25, classes: list[str] | None = None) -> tuple[VideoIndex, VideoIndex]:
+    """Train and test indexes of a dataset.
+
+    Formats with official splits (UCF101, HMDB51 with split files, SynthActions, Kinetics,
+    Something-Something) use them. A dataset without one (a folder per class, HMDB51 without split
+    files) is split here: ``test_fraction`` of each class goes to test, chosen by a hash of the file
+    name, so the split is the same on every machine and does not move when files are added.
+    ``classes`` keeps only those classes (relabelled 0..n-1 in the order given).
+    """
+    root = resolve_data(data, progress)
+    train = load_dataset(root, split=split, subset="train", progress=progress)
+    try:
+        test = load_dataset(root, split=split, subset="test", progress=progress)
+    except BadArgumentError:  # formats whose single subset has no test part
+        test = train
+    if [e.path for e in train.entries] == [e.path for e in test.entries]:
+        train, test = holdout_split(train, test_fraction)
+    if classes:
+        return select_classes(train, classes), select_classes(test, classes)
+    return train, test
+
+
+def select_classes(index: VideoIndex, names: list[str]) -> VideoIndex:
+    """Only the videos of the named classes, relabelled ``0..len(names)-1`` in the order given."""
+    unknown = [n for n in names if n not in index.class_names]
+    if unknown:
+        raise BadArgumentError(f"unknown class(es) {', '.join(unknown)}; the dataset has: {', '.join(index.class_names)}")
+    new_label = {index.class_names.index(n): i for i, n in enumerate(names)}
+    kept = [dataclasses.replace(e, label=new_label[e.label]) for e in index.entries if e.label in new_label]
+    return dataclasses.replace(index, entries=kept, class_names=list(names))
+
+
+def holdout_split(index: VideoIndex, test_fraction: float) -> tuple[VideoIndex, VideoIndex]:
+    """Per class, the ``test_fraction`` of videos with the smallest file-name hashes (at least one when a class has two or more)."""
+    test_paths: set[str] = set()
+    for label in range(len(index.class_names)):
+        paths = sorted((e.path for e in index.entries if e.label == label), key=lambda p: hashlib.sha1(Path(p).name.encode()).hexdigest())
+        if len(paths) >= 2:
+            test_paths.update(paths[: max(1, round(len(paths) * test_fraction))])
+    return index.filter(lambda e: e.path not in test_paths), index.filter(lambda e: e.path in test_paths)
