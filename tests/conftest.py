@@ -57,7 +57,7 @@ def synth_root(tmp_path_factory) -> Path:
     root = shared / f"synthactions-small-v{SYNTH_VERSION}"
     with FileLock(str(shared / "synthactions-small.lock")):
         if not (root / "synth.json").exists():
-            synthesize(root, num_videos=18 * 10, seed=3, workers=2, num_untrimmed=1, progress=False)
+            synthesize(root, num_videos=18 * 20, seed=3, workers=2, num_untrimmed=1, progress=False)
     return root
 
 

@@ -554,6 +554,19 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(key))
 
 
+def _scene(rng: np.random.Generator, camera: Camera, background: Background, frames: int, actors: tuple[Track, ...]) -> Scene:
+    """A scene around the given actors: background drift, camera jitter, distractors and noise drawn from ``rng``."""
+    return Scene(
+        camera=camera,
+        frames=frames,
+        background=background,
+        drift=_draw_drift(rng, frames),
+        jitter=_draw_jitter(rng, camera, frames),
+        tracks=(*actors, *_draw_distractors(rng, frames, camera.fps)),
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
 @dataclass(frozen=True)
 class ClipPlan:
     """One trimmed clip: its place in the dataset, its scene and its caption."""
@@ -587,15 +600,7 @@ def plan_clip(seed: int, label: int, group: int, clip: int) -> ClipPlan:
     frames = max(2, round(rng.uniform(2.0, 6.0) * camera.fps))
     motion = draw_motion(rng, frames / camera.fps)
     actor = Track(appearance, action.trajectory(_normalised_time(frames), motion))
-    scene = Scene(
-        camera=camera,
-        frames=frames,
-        background=background,
-        drift=_draw_drift(rng, frames),
-        jitter=_draw_jitter(rng, camera, frames),
-        tracks=(actor, *_draw_distractors(rng, frames, camera.fps)),
-        noise_seed=int(rng.integers(2**31)),
-    )
+    scene = _scene(rng, camera, background, frames, (actor,))
     return ClipPlan(label, group, clip, scene, caption(action, appearance, motion, scene))
 
 
@@ -646,15 +651,7 @@ def plan_untrimmed(seed: int, index: int) -> UntrimmedPlan:
         actors.append(_actor_track(rng, CLASSES[label], length, fps, start=cursor))
         segments.append(Segment(label, cursor, cursor + length, fps))
         cursor += length + round(rng.uniform(1.0, 4.0) * fps)
-    scene = Scene(
-        camera=camera,
-        frames=frames,
-        background=background,
-        drift=_draw_drift(rng, frames),
-        jitter=_draw_jitter(rng, camera, frames),
-        tracks=(*actors, *_draw_distractors(rng, frames, fps)),
-        noise_seed=int(rng.integers(2**31)),
-    )
+    scene = _scene(rng, camera, background, frames, tuple(actors))
     return UntrimmedPlan(index, scene, tuple(segments))
 
 

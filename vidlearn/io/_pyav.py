@@ -18,12 +18,13 @@ to sequential mode for that file, so a returned frame is always the k-th frame o
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidlearn.errors import VideoReadError
 
@@ -108,11 +109,16 @@ def display_rotation(frame: av.VideoFrame) -> int:
 
 @dataclass(frozen=True)
 class OutputGeometry:
-    """How decoded frames are converted: size to ask swscale for (before rotation) and the rotation."""
+    """How decoded frames are converted: size to ask swscale for (before rotation) and the rotation.
+
+    One reformatter is kept for all frames: it caches swscale's context, which ``frame.to_ndarray(width=...)``
+    would rebuild for every frame (measured 3x slower for a resize, same pixels).
+    """
 
     decode_width: int
     decode_height: int
     rotation: int  # counter-clockwise degrees
+    reformatter: VideoReformatter = field(default_factory=VideoReformatter, compare=False, repr=False)
 
     @staticmethod
     def plan(stored_width: int, stored_height: int, rotation: int, size: int | tuple[int, int] | None) -> "OutputGeometry":
@@ -136,12 +142,9 @@ class OutputGeometry:
 
     def to_array(self, frame: av.VideoFrame) -> np.ndarray:
         """One decoded frame as uint8 H x W x 3 RGB, resized and turned upright."""
-        if frame.width == self.decode_width and frame.height == self.decode_height:
-            rgb = frame.to_ndarray(format="rgb24")
-        else:
-            rgb = frame.to_ndarray(
-                format="rgb24", width=self.decode_width, height=self.decode_height, interpolation="BILINEAR"
-            )
+        rgb = self.reformatter.reformat(
+            frame, width=self.decode_width, height=self.decode_height, format="rgb24", interpolation="BILINEAR"
+        ).to_ndarray()
         if self.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self.rotation // 90))
         return rgb
