@@ -105,6 +105,7 @@ def test_short_training_beats_chance(synth_root, tmp_path):
     assert record["config"]["hflip"] is False  # SynthActions names directions: no mirroring
     assert record["input"]["num_frames"] == 8 and record["params"] > 0 and record["flops_per_view"] > 0
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 1 + 15
+    assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*")), "no TensorBoard events written"
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -47,7 +47,13 @@ def load_splits(data: str, split: int = 1, progress: bool = True, test_fraction:
     if [e.path for e in train.entries] == [e.path for e in test.entries]:
         train, test = holdout_split(train, test_fraction)
     if classes:
-        return select_classes(train, classes), select_classes(test, classes)
+        train, test = select_classes(train, classes), select_classes(test, classes)
+    for name, index in (("training", train), ("test", test)):
+        if len(index) == 0:
+            raise BadArgumentError(
+                f"{root}: no usable {name} videos ({len(index.skipped)} skipped); without an official split, "
+                "each class needs at least 2 videos so that one can be held out for testing"
+            )
     return train, test
 
 
