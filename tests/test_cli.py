@@ -126,3 +126,11 @@ def test_export_round_trip(tmp_path, fmt):
 
     export_model(net, (3, 20, 64, 64), tmp_path / "again.pt", "torchscript")
     torch.testing.assert_close(torch.jit.load(str(tmp_path / "again.pt"))(clips), net(clips))
+
+
+def test_synth_command(tmp_path):
+    done = run("synth", "--out", str(tmp_path / "s"), "--videos", "18", "--untrimmed", "0", "--workers", "1", "--seed", "5")
+    assert "18 clips in 18 classes" in done.stdout and "rendered 18" in done.stdout
+    again = run("synth", "--out", str(tmp_path / "s"), "--videos", "18", "--untrimmed", "0", "--workers", "1", "--seed", "5")
+    assert "rendered 0, kept 18" in again.stdout
+    assert len(list((tmp_path / "s" / "clips").glob("*/*.mp4"))) == 18

@@ -35,8 +35,11 @@ def run_synth(args: argparse.Namespace) -> int:
 
     videos = DEFAULT_NUM_VIDEOS if args.videos is None else args.videos
     untrimmed = DEFAULT_NUM_UNTRIMMED if args.untrimmed is None else args.untrimmed
-    summary = synthesize(args.out, num_videos=videos, seed=args.seed, workers=args.workers, num_untrimmed=untrimmed)
-    print(summary)
+    s = synthesize(args.out, num_videos=videos, seed=args.seed, workers=args.workers, num_untrimmed=untrimmed)
+    print(
+        f"SynthActions in {s.out_dir}: {s.clips} clips in {len(s.classes)} classes ({s.train_clips} train, {s.test_clips} test), "
+        f"{s.untrimmed} untrimmed videos with {s.segments} segments; rendered {s.rendered}, kept {s.skipped} from an earlier run; {s.seconds:.0f} s"
+    )
     return 0
 
 
