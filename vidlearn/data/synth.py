@@ -35,6 +35,7 @@ import numpy as np
 
 from vidlearn.errors import BadArgumentError
 from vidlearn.io import write_video
+from vidlearn.progress import progress_bar
 
 SYNTH_VERSION = 3
 
@@ -996,15 +997,13 @@ def _default_workers() -> int:
 
 
 def _run_jobs(jobs: list[tuple[str, Scene]], workers: int, progress: bool) -> None:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), desc="SynthActions", unit="video", disable=not progress)
     workers = min(workers, len(jobs))
-    if workers <= 1:
-        for job in jobs:
-            _write_scene(job)
-            bar.update()
-    else:
+    with progress_bar(len(jobs), "SynthActions", enabled=progress) as advance:
+        if workers <= 1:
+            for job in jobs:
+                _write_scene(job)
+                advance()
+            return
         import multiprocessing
 
         # Chunks of a few videos amortise the pickling; many chunks per worker balance the load.
@@ -1016,8 +1015,7 @@ def _run_jobs(jobs: list[tuple[str, Scene]], workers: int, progress: bool) -> No
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with context.Pool(workers) as pool:
             for _ in pool.imap_unordered(_write_scene, jobs, chunksize=chunksize):
-                bar.update()
-    bar.close()
+                advance()
 
 
 def synthesize(
