@@ -134,3 +134,9 @@ def test_synth_command(tmp_path):
     again = run("synth", "--out", str(tmp_path / "s"), "--videos", "18", "--untrimmed", "0", "--workers", "1", "--seed", "5")
     assert "rendered 0, kept 18" in again.stdout
     assert len(list((tmp_path / "s" / "clips").glob("*/*.mp4"))) == 18
+
+
+def test_export_of_a_clip_the_model_cannot_take_is_one_line(tmp_path):
+    done = run("export", "--model", "c3d", "--format", "onnx", "--input", "3x8x112x112", "--out", str(tmp_path / "c3d.onnx"), check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "pool5" in done.stderr
+    assert not (tmp_path / "c3d.onnx").exists()

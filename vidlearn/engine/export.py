@@ -41,6 +41,8 @@ def export_model(net: nn.Module, input_shape: tuple[int, int, int, int], out: st
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, *input_shape)
+    with torch.no_grad():
+        net(example)  # a clip the model cannot take fails here with the model's own clear message
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
     try:
