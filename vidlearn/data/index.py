@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vidlearn.errors import BadArgumentError, VideoReadError
+from vidlearn.files import write_text_atomic
 from vidlearn.io import probe
 from vidlearn.progress import progress_bar
 
@@ -248,13 +248,6 @@ def _write_cache(path: Path, records: dict[str, dict]) -> None:
     content = json.dumps({"version": CACHE_VERSION, "videos": records})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                stream.write(content)
-            os.replace(temporary, path)
-        except OSError:
-            os.unlink(temporary)
-            raise
+        write_text_atomic(path, content)
     except OSError as error:
         warnings.warn(f"could not write the index cache {path}: {error}", stacklevel=3)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from vidlearn.errors import BadArgumentError
+from vidlearn.files import write_text_atomic
 from vidlearn.io import write_video
 from vidlearn.progress import progress_bar
 
@@ -940,12 +941,6 @@ class _Settings:
         }
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _csv_text(rows: Iterable[Sequence]) -> str:
     buffer = StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -1046,7 +1041,7 @@ def synthesize(
     settings = _Settings(int(seed), videos_per_class(num_videos), num_untrimmed)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
-    _write_text_atomic(out_dir / "synth.json", _metadata(settings, complete=False, counts={}))
+    write_text_atomic(out_dir / "synth.json", _metadata(settings, complete=False, counts={}))
 
     split = split_groups(settings.videos_per_class)
     clips = [
@@ -1078,7 +1073,7 @@ def synthesize(
         "untrimmed": len(untrimmed),
         "segments": segments,
     }
-    _write_text_atomic(out_dir / "synth.json", _metadata(settings, complete=True, counts=counts))
+    write_text_atomic(out_dir / "synth.json", _metadata(settings, complete=True, counts=counts))
     return SynthSummary(
         out_dir=out_dir,
         classes=CLASS_NAMES,
@@ -1097,16 +1092,16 @@ def _write_split_files(out_dir: Path, clips: Sequence[ClipPlan], split: GroupSpl
     """UCF101's ucfTrainTestlist: 1-based class indices; train lines carry the label, test lines do not."""
     lists = out_dir / "ucfTrainTestlist"
     lists.mkdir(exist_ok=True)
-    _write_text_atomic(lists / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(CLASS_NAMES, start=1)))
+    write_text_atomic(lists / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(CLASS_NAMES, start=1)))
     train = "".join(f"{p.relative_path} {p.label + 1}\n" for p in clips if not split.is_test(p.group))
     test = "".join(f"{p.relative_path}\n" for p in clips if split.is_test(p.group))
-    _write_text_atomic(lists / "trainlist01.txt", train)
-    _write_text_atomic(lists / "testlist01.txt", test)
+    write_text_atomic(lists / "trainlist01.txt", train)
+    write_text_atomic(lists / "testlist01.txt", test)
 
 
 def _write_captions(out_dir: Path, clips: Sequence[ClipPlan]) -> None:
     rows = [(p.relative_path, CLASS_NAMES[p.label], p.caption) for p in clips]
-    _write_text_atomic(out_dir / "captions.csv", _csv_text([("path", "label", "caption"), *rows]))
+    write_text_atomic(out_dir / "captions.csv", _csv_text([("path", "label", "caption"), *rows]))
 
 
 def _write_segments(out_dir: Path, untrimmed: Sequence[UntrimmedPlan]) -> int:
@@ -1114,5 +1109,5 @@ def _write_segments(out_dir: Path, untrimmed: Sequence[UntrimmedPlan]) -> int:
     rows = [(p.name, CLASS_NAMES[s.label], f"{s.start:.6f}", f"{s.end:.6f}") for p in untrimmed for s in p.segments]
     folder = out_dir / "untrimmed"
     folder.mkdir(exist_ok=True)
-    _write_text_atomic(folder / "segments.csv", _csv_text([("video", "label", "start", "end"), *rows]))
+    write_text_atomic(folder / "segments.csv", _csv_text([("video", "label", "start", "end"), *rows]))
     return len(rows)

@@ -9,8 +9,6 @@ leaves the previous checkpoint intact. A human-readable copy of the record is wr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vidlearn.errors import VidlearnError
+from vidlearn.files import atomic_path, write_text_atomic
 
 RECORD_KEY = "vidlearn_record"
 FORMAT_VERSION = 1
@@ -56,9 +55,10 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         tensors.update({f"optimizer.{k}": v for k, v in optimizer_tensors.items()})
         record["optimizer_state"] = optimizer_json
     tensors.update({f"rng.{k}": v.detach().cpu().contiguous() for k, v in checkpoint.rng.items()})
-    _atomic_write(path, lambda tmp: save_file(_unshare(tensors), tmp, metadata={RECORD_KEY: json.dumps(record)}))
+    with atomic_path(path) as temporary:
+        save_file(_unshare(tensors), temporary, metadata={RECORD_KEY: json.dumps(record)})
     record_text = json.dumps({k: v for k, v in record.items() if k != "optimizer_state"}, indent=2)
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(record_text + "\n"))
+    write_text_atomic(path.with_suffix(".json"), record_text + "\n")
     return path
 
 
@@ -129,14 +129,3 @@ def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[key] = value.clone() if pointer in seen else value
         seen.add(pointer)
     return out
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

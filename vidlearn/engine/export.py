@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,6 +10,7 @@ from torch import nn
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.modeling import clip_dependent_args, model_from_record
 from vidlearn.errors import BadArgumentError
+from vidlearn.files import atomic_path
 from vidlearn.models import create_model, model_info
 
 FORMATS = ("onnx", "torchscript", "exported")
@@ -43,18 +42,11 @@ def export_model(net: nn.Module, input_shape: tuple[int, int, int, int], out: st
     example = torch.zeros(1, *input_shape)
     with torch.no_grad():
         net(example)  # a clip the model cannot take fails here with the model's own clear message
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        with torch.no_grad():
-            if fmt == "onnx":
-                torch.onnx.export(net, (example,), tmp, dynamo=True, input_names=["clips"], output_names=["logits"], verbose=False)
-            elif fmt == "torchscript":
-                torch.jit.save(torch.jit.trace(net, example), tmp)
-            else:
-                torch.export.save(torch.export.export(net, (example,)), tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as temporary, torch.no_grad():
+        if fmt == "onnx":
+            torch.onnx.export(net, (example,), temporary, dynamo=True, input_names=["clips"], output_names=["logits"], verbose=False)
+        elif fmt == "torchscript":
+            torch.jit.save(torch.jit.trace(net, example), temporary)
+        else:
+            torch.export.save(torch.export.export(net, (example,)), temporary)
     return out

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
@@ -12,6 +10,7 @@ import av
 import numpy as np
 
 from vidlearn.errors import BadArgumentError
+from vidlearn.files import atomic_path
 
 
 def as_rate(fps: float | Fraction) -> Fraction:
@@ -38,16 +37,9 @@ def write_video(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        count = _encode(tmp_name, frames, as_rate(fps), crf, preset, threads)
-        if count == 0:
+    with atomic_path(path, suffix=".mp4") as temporary:
+        if _encode(temporary, frames, as_rate(fps), crf, preset, threads) == 0:
             raise BadArgumentError(f"{path}: no frames to write")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -7,8 +7,6 @@ state, no dependence on the user's configured backend, safe to call from any thr
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from vidlearn.errors import BadArgumentError
+from vidlearn.files import atomic_path
 
 # Above this many classes the cells get too small for numbers to be legible.
 MAX_CLASSES_WITH_CELL_VALUES = 20
@@ -110,12 +109,6 @@ def plot_confusion(
         raise BadArgumentError(f"{path}: folder {path.parent} does not exist")
 
     figure = _draw(counts, class_names, title, normalize)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(descriptor)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path

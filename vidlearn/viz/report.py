@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vidlearn.files import atomic_path
+
 
 def _save_figure(figure: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    FigureCanvasAgg(figure).print_png(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        FigureCanvasAgg(figure).print_png(temporary)
 
 
 def plot_learning_curves(rows: Sequence[Any], path: str | Path) -> Path:
