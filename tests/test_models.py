@@ -95,13 +95,14 @@ def test_c3d_small_is_c3d_at_an_eighth_of_the_width():
 
 
 def test_every_model_is_registered_with_its_default_input():
-    assert sorted(ALL_MODELS) == list_models()
+    # Other families (long-range CNNs, transformers, motion) list theirs in their own test files.
+    assert set(ALL_MODELS) <= set(list_models())
     assert model_info("c3d").default_input == (3, 16, 112, 112)
     for name in COURSE_MODELS:
         assert model_info(name).default_input == (3, 20, 64, 64)
     assert model_info("course_early").options["num_frames"] == 20
     assert model_info("early_fusion").options["num_frames"] == model_info("early_fusion").default_input[1]
-    for name in ALL_MODELS:
+    for name in list_models():
         assert model_info(name).description
 
 
@@ -125,8 +126,8 @@ def test_bad_options_are_reported():
 
 
 def test_every_model_takes_its_default_input():
-    # On the meta device: shapes are propagated, nothing is computed.
-    for name in ALL_MODELS:
+    # On the meta device: shapes are propagated, nothing is computed. Every registered model.
+    for name in list_models():
         with torch.device("meta"):
             model = create_model(name, num_classes=5)
         out = model(torch.empty(1, *model_info(name).default_input, device="meta"))
