@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.index import IndexEntry, VideoIndex
-from vidlearn.data.samplers import Clip, ClipSpec, random_clip, uniform_clips
+from vidlearn.data.samplers import Clip, ClipSpec, random_clip, tsn_segments, uniform_clips
 from vidlearn.data.transforms import KINETICS_MEAN, KINETICS_STD, test_views, train_views
 from vidlearn.errors import VideoReadError
 from vidlearn.io import open_video
@@ -58,7 +58,8 @@ class ClipDataset(Dataset):
 
     @property
     def views_per_video(self) -> int:
-        return self.spec.num_clips * self.spec.num_crops
+        clips = 1 if self.spec.sampling == "segments" else self.spec.num_clips
+        return clips * self.spec.num_crops
 
     def __len__(self) -> int:
         return len(self.index)
@@ -76,17 +77,36 @@ class ClipDataset(Dataset):
         raise VideoReadError(self.index.source.root, "no video in the dataset could be decoded")
 
     def _load(self, entry: IndexEntry, epoch: int, position: int):
-        mean, std = self.normalization.mean, self.normalization.std
         with open_video(entry.path, size=self.spec.short_side, threads=1, frame_count=entry.frames) as video:
             first, count = segment_frames(entry, video.frame_times())
             if self.train:
                 rng = np.random.default_rng([self.seed, epoch, position])
-                clip = random_clip(count, self.spec, rng, video_fps=video.info.fps)
-                frames = read_clip(video, clip, first)
-                return train_views(frames, self.spec, rng, mean, std), entry.label
-            clips = uniform_clips(count, self.spec, video_fps=video.info.fps)
-            views = [view for clip in clips for view in test_views(read_clip(video, clip, first), self.spec, mean, std)]
+                clip = (
+                    tsn_segments(count, self.spec.num_frames, rng=rng, short_policy=self.spec.short_policy)
+                    if self.spec.sampling == "segments"
+                    else random_clip(count, self.spec, rng, video_fps=video.info.fps)
+                )
+                return self.train_tensor(entry, video, clip, first, rng), entry.label
+            clips = (
+                [tsn_segments(count, self.spec.num_frames, short_policy=self.spec.short_policy)]
+                if self.spec.sampling == "segments"
+                else uniform_clips(count, self.spec, video_fps=video.info.fps)
+            )
+            views = [view for clip in clips for view in self.test_tensors(entry, video, clip, first)]
             return torch.stack(views), entry.label, position
+
+    # The two hooks below turn one sampled clip into tensors; other input kinds (optical flow,
+    # see vidlearn.motion.dataset) override them and keep the sampling above.
+
+    def train_tensor(self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
+        """The training tensor ``C x T x H x W`` of one clip (``first``: the segment's first frame)."""
+        mean, std = self.normalization.mean, self.normalization.std
+        return train_views(read_clip(video, clip, first), self.spec, rng, mean, std)
+
+    def test_tensors(self, entry: IndexEntry, video, clip: Clip, first: int) -> list[torch.Tensor]:
+        """The test views (one per crop) of one clip."""
+        mean, std = self.normalization.mean, self.normalization.std
+        return test_views(read_clip(video, clip, first), self.spec, mean, std)
 
 
 def segment_frames(entry: IndexEntry, frame_times: np.ndarray) -> tuple[int, int]:

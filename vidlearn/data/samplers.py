@@ -36,6 +36,9 @@ SHORT_POLICIES = ("loop", "repeat_last", "pad", "error")
 _FLOOR_TOLERANCE = 1e-6
 
 
+SAMPLINGS = ("clip", "segments")
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
@@ -72,6 +75,10 @@ class ClipSpec:
         hflip: training views are mirrored left-right with probability 1/2. Turn it off when
             the classes depend on direction (SynthActions' MoveLeft/MoveRight, Something-Something's
             "from left to right"): a mirrored clip would carry the wrong label.
+        sampling: "clip" (a window of ``num_frames`` frames, :func:`random_clip` /
+            :func:`uniform_clips`) or "segments" (TSN: one frame from each of ``num_frames``
+            equal segments spanning the whole video, :func:`tsn_segments`; one test clip, the
+            segment centres; ``stride`` and ``target_fps`` do not apply).
     """
 
     num_frames: int = 16
@@ -83,9 +90,12 @@ class ClipSpec:
     size: int = 112
     short_side: int = 128
     hflip: bool = True
+    sampling: str = "clip"
 
     def __post_init__(self) -> None:
         _require_int("num_frames", self.num_frames, 1)
+        if self.sampling not in SAMPLINGS:
+            raise BadArgumentError(f"sampling must be one of {', '.join(SAMPLINGS)}; got {self.sampling!r}")
         if self.stride is not None and self.target_fps is not None:
             raise BadArgumentError(
                 f"give either stride ({self.stride}) or target_fps ({self.target_fps}), not both"

@@ -104,13 +104,18 @@ def _crop_shape(frames: torch.Tensor, size: Size) -> tuple[int, int]:
     return shape
 
 
+def random_crop_origin(height: int, width: int, shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+    """(top, left) of a ``shape`` crop drawn uniformly over all positions where it fits."""
+    top = int(rng.integers(0, height - shape[0] + 1))
+    left = int(rng.integers(0, width - shape[1] + 1))
+    return top, left
+
+
 def random_crop(frames: torch.Tensor | np.ndarray, size: Size, rng: np.random.Generator) -> torch.Tensor:
     """Crop ``size`` at a position drawn uniformly over all positions where it fits (a view)."""
     frames = as_frames(frames)
     shape = _crop_shape(frames, size)
-    top = int(rng.integers(0, frames.shape[1] - shape[0] + 1))
-    left = int(rng.integers(0, frames.shape[2] - shape[1] + 1))
-    return _crop(frames, top, left, shape)
+    return _crop(frames, *random_crop_origin(*frames.shape[1:3], shape, rng), shape)
 
 
 def _centre_offset(length: int, crop: int) -> int:
@@ -127,6 +132,18 @@ def center_crop(frames: torch.Tensor | np.ndarray, size: Size) -> torch.Tensor:
     return _crop(frames, top, left, shape)
 
 
+def crop_origins(height: int, width: int, shape: tuple[int, int], num_crops: int) -> list[tuple[int, int]]:
+    """(top, left) of the test crops: the centre crop (``num_crops=1``) or the three crops of
+    :func:`three_crop`."""
+    top = _centre_offset(height, shape[0])
+    left = _centre_offset(width, shape[1])
+    if num_crops == 1:
+        return [(top, left)]
+    if height > width:
+        return [(y, left) for y in (0, top, height - shape[0])]
+    return [(top, x) for x in (0, left, width - shape[1])]
+
+
 def three_crop(frames: torch.Tensor | np.ndarray, size: Size) -> list[torch.Tensor]:
     """Three crops along the longer side: start, centre, end (views), as PySlowFast's test crops.
 
@@ -137,12 +154,7 @@ def three_crop(frames: torch.Tensor | np.ndarray, size: Size) -> list[torch.Tens
     """
     frames = as_frames(frames)
     shape = _crop_shape(frames, size)
-    height, width = frames.shape[1:3]
-    top = _centre_offset(height, shape[0])
-    left = _centre_offset(width, shape[1])
-    if height > width:
-        return [_crop(frames, y, left, shape) for y in (0, top, height - shape[0])]
-    return [_crop(frames, top, x, shape) for x in (0, left, width - shape[1])]
+    return [_crop(frames, top, left, shape) for top, left in crop_origins(*frames.shape[1:3], shape, 3)]
 
 
 def horizontal_flip(frames: torch.Tensor | np.ndarray) -> torch.Tensor:

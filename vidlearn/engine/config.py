@@ -25,6 +25,12 @@ class TrainConfig:
     gradient accumulation over ``grad_accum`` batches, gradient norm clipped at ``clip_grad``.
     ``amp``: "auto" uses bf16/fp16 autocast on a GPU and none on a CPU (bf16 autocast measured far
     slower on AVX2-only CPUs), "off", "bf16" or "fp16".
+    ``sampling``: "clip" (T frames at a stride) or "segments" (TSN: one frame from each of T
+    segments spanning the video). ``input``: what the model sees, "rgb", "flow" (``2 x (T-1)``
+    optical flow) or "rgb+flow" (``5 x T``, for ``two_stream``); flow is computed with
+    ``flow_method`` on the fly, or read from ``flow_store`` (a folder made by ``vidlearn
+    flow-extract``). ``init``: a checkpoint whose matching weights start the model (2D weights
+    are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``).
     """
 
     model: str = "single_frame"
@@ -57,6 +63,11 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     device: str = "auto"
     amp: str = "auto"
+    sampling: str = "clip"
+    input: str = "rgb"
+    flow_method: str = "farneback"
+    flow_store: str | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "grad_accum", "num_frames", "size", "short_side", "test_clips", "eval_every")
@@ -71,6 +82,10 @@ class TrainConfig:
             raise BadArgumentError(f"aggregation must be 'prob' or 'logit', got {self.aggregation!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise BadArgumentError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.input not in ("rgb", "flow", "rgb+flow"):
+            raise BadArgumentError(f"input must be rgb, flow or rgb+flow, got {self.input!r}")
+        if self.input != "rgb" and self.num_frames < 2:
+            raise BadArgumentError(f"input={self.input} needs num_frames >= 2 (T-1 flow fields), got {self.num_frames}")
         if self.target_fps is not None:
             self.stride = None
         self.clip_spec(train=True)  # validates the clip geometry now rather than in a worker
@@ -80,11 +95,12 @@ class TrainConfig:
             num_frames=self.num_frames,
             stride=self.stride,
             target_fps=self.target_fps,
-            num_clips=1 if train else self.test_clips,
+            num_clips=1 if train or self.sampling == "segments" else self.test_clips,
             num_crops=1 if train else self.test_crops,
             size=self.size,
             short_side=self.short_side,
             hflip=hflip,
+            sampling=self.sampling,
         )
 
     def to_dict(self) -> dict[str, Any]:

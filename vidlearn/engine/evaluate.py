@@ -13,6 +13,7 @@ from vidlearn.data.dataset import ClipDataset, EpochSampler, Normalization, make
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.distributed import Distributed
+from vidlearn.engine.inputs import make_dataset
 from vidlearn.engine.metrics import EvaluationResult, evaluate_views
 from vidlearn.engine.modeling import model_from_record
 from vidlearn.engine.runtime import pick_device
@@ -68,7 +69,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, num_cli
     model = model_from_record(record)
     model.load_state_dict(loaded.model)
     norm = record["input"]["normalization"]
-    dataset = ClipDataset(test_index, config.clip_spec(train=False), train=False, normalization=Normalization(tuple(norm["mean"]), tuple(norm["std"])))
+    dataset = make_dataset(test_index, config.clip_spec(train=False), False, config, normalization=Normalization(tuple(norm["mean"]), tuple(norm["std"])))
     dist = Distributed.from_environment()
     target = pick_device(device, dist)
     return evaluate_model(model.to(target), dataset, batch_size, target, config.aggregation, workers, dist, progress and dist.is_main)

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidlearn.data.dataset import read_clip
-from vidlearn.data.samplers import ClipSpec, sliding_windows, uniform_clips
+from vidlearn.data.dataset import Normalization, read_clip
+from vidlearn.data.samplers import ClipSpec, sliding_windows, tsn_segments, uniform_clips
 from vidlearn.data.transforms import test_views
 from vidlearn.engine.checkpoint import load_checkpoint
+from vidlearn.engine.inputs import prediction_views
 from vidlearn.engine.modeling import model_from_record
 from vidlearn.engine.runtime import pick_device
 from vidlearn.io import open_video
@@ -64,16 +65,21 @@ class Predictor:
             num_crops=config.get("test_crops", 1),
             size=spec["size"],
             short_side=spec["short_side"],
+            sampling=config.get("sampling", "clip"),
         )
         self.mean = tuple(spec["normalization"]["mean"])
         self.std = tuple(spec["normalization"]["std"])
+        self.flow_views = prediction_views(config, self.spec, Normalization(self.mean, self.std))
 
     @torch.no_grad()
     def probabilities(self, video, clips) -> np.ndarray:
         """Class probabilities of each clip (``len(clips) x K``), averaged over its crops."""
         out = []
         for clip in clips:
-            views = torch.stack(test_views(read_clip(video, clip), self.spec, self.mean, self.std))
+            if self.flow_views is not None:
+                views = torch.stack(self.flow_views.test_tensors(str(video.path), video, clip))
+            else:
+                views = torch.stack(test_views(read_clip(video, clip), self.spec, self.mean, self.std))
             out.append(torch.softmax(self.model(views.to(self.device)).float(), dim=1).mean(0).cpu().numpy())
         return np.stack(out)
 
@@ -82,7 +88,10 @@ class Predictor:
         dense windows, each labelled with its most probable class."""
         with open_video(path, size=self.spec.short_side, threads=0) as video:
             fps = video.info.fps
-            clips = uniform_clips(len(video), self.spec, video_fps=fps)
+            if self.spec.sampling == "segments":
+                clips = [tsn_segments(len(video), self.spec.num_frames)]
+            else:
+                clips = uniform_clips(len(video), self.spec, video_fps=fps)
             probs = self.probabilities(video, clips).mean(0)
             order = np.argsort(-probs)[: min(topk, len(probs))]
             prediction = Prediction(str(path), [(self.class_names[i], float(probs[i])) for i in order], views=len(clips) * self.spec.num_crops)

@@ -21,14 +21,15 @@ import yaml
 from torch import nn
 
 from vidlearn import __version__
-from vidlearn.data.dataset import ClipDataset, EpochSampler, make_loader
+from vidlearn.data.dataset import EpochSampler, make_loader
 from vidlearn.data.index import VideoIndex
 from vidlearn.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.distributed import Distributed
 from vidlearn.engine.evaluate import evaluate_model
 from vidlearn.engine.logs import MetricsLog
-from vidlearn.engine.modeling import build_model, model_cost
+from vidlearn.engine.inputs import make_dataset
+from vidlearn.engine.modeling import build_model, load_initial_weights, model_cost
 from vidlearn.engine.runtime import autocast_context, pick_device
 from vidlearn.engine.sources import load_splits
 from vidlearn.errors import BadArgumentError
@@ -80,10 +81,15 @@ class Trainer:
             raise BadArgumentError("train and test subsets disagree on the class list")
         self.class_names = train_index.class_names
         self.hflip = config.hflip if config.hflip is not None else train_index.source.format not in DIRECTION_SENSITIVE_FORMATS
-        self.train_set = ClipDataset(train_index, config.clip_spec(train=True, hflip=self.hflip), train=True, seed=config.seed)
-        self.test_set = ClipDataset(test_index, config.clip_spec(train=False), train=False, seed=config.seed)
+        self.train_set = make_dataset(train_index, config.clip_spec(train=True, hflip=self.hflip), True, config, seed=config.seed)
+        self.test_set = make_dataset(test_index, config.clip_spec(train=False), False, config, seed=config.seed)
         torch.manual_seed(config.seed)
-        self.model = build_model(config, len(self.class_names)).to(self.device)
+        self.model = build_model(config, len(self.class_names))
+        if config.init and not resume:
+            self.init_report = load_initial_weights(self.model, config.init)
+            if not self.quiet:
+                print(f"vidlearn: init from {config.init}: {self.init_report.summary()}")
+        self.model.to(self.device)
         self.cost = model_cost(self.model, config)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config.weight_decay), lr=config.lr)
         self.sampler = EpochSampler(len(self.train_set), shuffle=True, seed=config.seed, rank=self.dist.rank, num_replicas=self.dist.world_size)

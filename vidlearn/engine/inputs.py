@@ -1,0 +1,41 @@
+"""What the model sees: RGB clips, optical flow clips, or both, built from the run's config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vidlearn.data.dataset import ClipDataset, Normalization
+from vidlearn.data.index import VideoIndex
+from vidlearn.data.samplers import ClipSpec
+from vidlearn.motion.dataset import INPUT_CHANNELS, FlowClipDataset, FlowViews
+from vidlearn.motion.store import FlowStore
+
+
+def input_settings(config: Any) -> dict[str, Any]:
+    """The input recipe of a config or of a checkpoint's config dict (older records: RGB)."""
+    get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+    return {"input": get("input", "rgb"), "flow_method": get("flow_method", "farneback"), "flow_store": get("flow_store")}
+
+
+def view_shape(config: Any) -> tuple[int, int, int, int]:
+    """One view's shape ``(C, T, H, W)``: flow clips carry T-1 fields for T frames."""
+    settings = input_settings(config)
+    frames = config.num_frames - 1 if settings["input"] == "flow" else config.num_frames
+    return (INPUT_CHANNELS[settings["input"]], frames, config.size, config.size)
+
+
+def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization()) -> ClipDataset:
+    """A ``ClipDataset`` of RGB clips, or a ``FlowClipDataset`` when the config asks for flow."""
+    settings = input_settings(config)
+    if settings["input"] == "rgb":
+        return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization)
+    store = FlowStore(settings["flow_store"], index.source.root) if settings["flow_store"] else None
+    return FlowClipDataset(index, spec, train, seed, normalization, input=settings["input"], method=settings["flow_method"], store=store)
+
+
+def prediction_views(config: Any, spec: ClipSpec, normalization: Normalization) -> FlowViews | None:
+    """Flow views for predicting on single videos (flow computed on the fly), or None for RGB."""
+    settings = input_settings(config)
+    if settings["input"] == "rgb":
+        return None
+    return FlowViews(spec, input=settings["input"], method=settings["flow_method"], normalization=normalization)
