@@ -20,3 +20,11 @@ def test_resize_on_decode_runs(need_shared):
     done = subprocess.run([sys.executable, str(BENCH / "resize_on_decode.py"), "--videos", str(SHARED_VIDEOS), "--frames", "3", "--repeats", "1"], capture_output=True, text=True, check=True, timeout=300)
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "mp4" in line or "webm" in line]
     assert rows and all(line.rstrip().endswith("True |") for line in rows)
+
+
+def test_flow_methods_runs():
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "flow_methods.py"), "--videos", str(SHARED_VIDEOS), "--seconds", "0.01", "--repeats", "1", "--clips-per-class", "1", "--frames", "2", "--sizes", "64x48"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )
+    assert "| tvl1 | 64x48 |" in done.stdout and "end-point error" in done.stdout

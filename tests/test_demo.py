@@ -27,8 +27,8 @@ def test_quick_demo_writes_the_report(tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == list(DEMO_MODELS)
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
-        assert int(cells[1].replace(",", "")) > 0  # params
-        assert all(0.0 <= float(c) <= 1.0 for c in cells[3:7])  # accuracies are fractions
+        assert int(cells[2].replace(",", "")) > 0  # params
+        assert all(0.0 <= float(c) <= 1.0 for c in cells[4:8])  # accuracies are fractions
     assert (tmp_path / "demo" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     for name in DEMO_MODELS:
         assert (tmp_path / "demo" / name / "confusion.png").exists()

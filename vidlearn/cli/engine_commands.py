@@ -22,6 +22,21 @@ def register(subparsers) -> None:
     t.add_argument("overrides", nargs="*", metavar="key=value")
     t.set_defaults(func=run_train)
 
+    r = subparsers.add_parser(
+        "pretrain",
+        help="learn from videos without labels (VideoMAE masked-tubelet reconstruction)",
+        description="Pre-train on the videos of --data (a dataset, whose labels are ignored, or any folder of videos). "
+        "Settings: defaults, then --config FILE.yaml, then key=value overrides (encoder=tiny|small|base mask_ratio=0.9 epochs=20 ...). "
+        "Fine-tune the result with `vidlearn train --model vit_video init=OUT/encoder.safetensors model_args={size: ENCODER}`.",
+    )
+    r.add_argument("--method", default="videomae", help="pre-training method (videomae)")
+    r.add_argument("--data", help="dataset, folder of videos, or 'synth'")
+    r.add_argument("--config", type=Path, help="YAML file of settings")
+    r.add_argument("--out", help="run folder (default runs/pretrain)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    r.add_argument("overrides", nargs="*", metavar="key=value")
+    r.set_defaults(func=run_pretrain)
+
     e = subparsers.add_parser("eval", help="clip and video accuracy of a checkpoint over clips x crops")
     e.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint or a run folder (its best.safetensors)")
     e.add_argument("--data", help="dataset to test on (default: the one the model was trained on)")
@@ -63,6 +78,16 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides, model=args.model, data=args.data, out=args.out)
     result = train(config, resume=args.resume)
     print(f"best checkpoint: {result.best_checkpoint}\nmetrics: {result.out / 'metrics.csv'}")
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from vidlearn.engine.config import load_settings
+    from vidlearn.engine.pretrain import PretrainConfig, pretrain
+
+    config = load_settings(PretrainConfig, args.config, args.overrides, method=args.method, data=args.data, out=args.out)
+    result = pretrain(config, resume=args.resume)
+    print(f"encoder for fine-tuning: {result.encoder_checkpoint}\nmetrics: {result.out / 'metrics.csv'}")
     return 0
 
 

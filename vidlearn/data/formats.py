@@ -706,3 +706,12 @@ def _seconds(text: str, column: str, path: Path, number: int) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise AnnotationError(path, f"{column} {text!r} must be a non-negative number of seconds", line=number)
     return seconds
+
+
+def video_folder_index(root: str | Path, progress: bool = True, workers: int | None = None) -> VideoIndex:
+    """Every video anywhere under ``root``, without labels (for learning without labels)."""
+    folder = _folder(root)
+    entries = [IndexEntry(str(p)) for p in sorted(folder.rglob("*")) if _is_video(p)]
+    if not entries:
+        raise BadArgumentError(f"{folder}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) under this folder")
+    return scan_videos(VideoIndex(entries, [], DatasetSource("videos", str(folder))), workers=workers, progress=progress)

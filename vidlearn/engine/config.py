@@ -29,7 +29,8 @@ class TrainConfig:
     segments spanning the video). ``input``: what the model sees, "rgb", "flow" (``2 x (T-1)``
     optical flow) or "rgb+flow" (``5 x T``, for ``two_stream``); flow is computed with
     ``flow_method`` on the fly, or read from ``flow_store`` (a folder made by ``vidlearn
-    flow-extract``). ``init``: a checkpoint whose matching weights start the model (2D weights
+    flow-extract``). ``label_fraction``: train on this fraction of each class's training videos
+    (few-label experiments). ``init``: a checkpoint whose matching weights start the model (2D weights
     are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``).
     """
 
@@ -68,6 +69,7 @@ class TrainConfig:
     flow_method: str = "farneback"
     flow_store: str | None = None
     init: str | None = None
+    label_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "grad_accum", "num_frames", "size", "short_side", "test_clips", "eval_every")
@@ -109,6 +111,12 @@ class TrainConfig:
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), **given: Any) -> TrainConfig:
     """Defaults, then the YAML file, then ``given`` keyword values, then ``key=value`` strings."""
+    return load_settings(TrainConfig, path, overrides, **given)
+
+
+def load_settings(kind: type, path: str | Path | None = None, overrides: Sequence[str] = (), **given: Any):
+    """A settings dataclass of type ``kind`` from its defaults, then the YAML file at ``path``, then
+    ``given`` keyword values (``None`` means not given), then ``key=value`` strings."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -124,12 +132,12 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), *
         if not sep:
             raise BadArgumentError(f"override {item!r} must look like key=value")
         values[key.strip()] = yaml.safe_load(text)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(kind)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise BadArgumentError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-    hints = get_type_hints(TrainConfig)
-    return TrainConfig(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+    hints = get_type_hints(kind)
+    return kind(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

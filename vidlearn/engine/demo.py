@@ -22,7 +22,26 @@ from vidlearn.engine.train import train
 from vidlearn.viz.confusion import plot_confusion
 from vidlearn.viz.report import plot_learning_curves, write_demo_report
 
-DEMO_MODELS = ("single_frame", "late_fusion_pool", "early_fusion", "slow_fusion", "c3d_small")
+@dataclass(frozen=True)
+class DemoRun:
+    """One row of the report: ``model`` trained with the demo's settings plus ``config`` overrides
+    (e.g. ``{"input": "flow"}``), under the heading ``section``."""
+
+    name: str
+    model: str
+    config: dict[str, Any] = field(default_factory=dict)
+    section: str = "Where to fuse time"
+
+
+def _runs(section: str, *runs: tuple[str, dict[str, Any]]) -> tuple[DemoRun, ...]:
+    return tuple(DemoRun(model, model, config, section) for model, config in runs)
+
+
+DEMO_RUNS = (
+    *_runs("Where to fuse time", ("single_frame", {}), ("late_fusion_pool", {}), ("early_fusion", {}), ("slow_fusion", {}), ("c3d_small", {})),
+    *_runs("Two streams: appearance and motion", ("spatial_stream", {}), ("flow_stream", {"input": "flow"}), ("two_stream", {"input": "rgb+flow"})),
+)
+DEMO_MODELS = tuple(run.name for run in DEMO_RUNS)
 
 
 # The time-reversed pairs (a single frame cannot separate them) and the appearance classes (a
@@ -53,7 +72,7 @@ class DemoSettings:
     batch_size: int = 8
     lr: float = 3e-3
     test_clips: int = 2
-    models: tuple[str, ...] = DEMO_MODELS
+    runs: tuple[DemoRun, ...] = DEMO_RUNS
     seed: int = 0
 
     def quick(self) -> "DemoSettings":
@@ -64,6 +83,8 @@ class DemoSettings:
 @dataclass
 class ModelRow:
     model: str
+    section: str
+    input: str
     params: int
     gflops_per_view: float
     clip_top1: float
@@ -100,9 +121,10 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
     synth = synthesize(data_root, num_videos=settings.videos_per_class * len(CLASSES), seed=settings.seed, num_untrimmed=2, progress=progress)
     pairs = [pair for pair in time_reversed_pairs(data_root) if set(pair) <= set(settings.classes)]
     rows = []
-    for name in settings.models:
+    for run in settings.runs:
+        name = run.name
         config = TrainConfig(
-            model=name,
+            model=run.model,
             data=str(data_root),
             out=str(out / name),
             epochs=settings.epochs,
@@ -117,6 +139,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
             short_side=settings.short_side,
             test_clips=settings.test_clips,
             seed=settings.seed,
+            **run.config,
         )
         if progress:
             print(f"\n== training {name} ==")
@@ -129,6 +152,8 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
         plot_confusion(confusion, class_names, out / name / "confusion.png", title=f"{name}: video-level confusion (test)")
         rows.append(ModelRow(
             model=name,
+            section=run.section,
+            input=config.input,
             params=record["params"],
             gflops_per_view=record["flops_per_view"] / 1e9,
             clip_top1=metrics["clip_top1"],

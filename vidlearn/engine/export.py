@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from vidlearn.engine.checkpoint import load_checkpoint
+from vidlearn.engine.inputs import view_shape
 from vidlearn.engine.modeling import clip_dependent_args, model_from_record
 from vidlearn.errors import BadArgumentError
 from vidlearn.files import atomic_path
@@ -25,8 +26,7 @@ def model_for_export(checkpoint: str | Path | None = None, model: str | None = N
         loaded = load_checkpoint(checkpoint)
         net = model_from_record(loaded.record)
         net.load_state_dict(loaded.model)
-        spec = loaded.record["input"]
-        shape = input_shape or (3, spec["num_frames"], spec["size"], spec["size"])
+        shape = input_shape or view_shape(loaded.record["config"])
     else:
         shape = input_shape or model_info(model).default_input
         net = create_model(model, num_classes=num_classes, **clip_dependent_args(model, shape[1], shape[2]))
@@ -44,7 +44,8 @@ def export_model(net: nn.Module, input_shape: tuple[int, int, int, int], out: st
         net(example)  # a clip the model cannot take fails here with the model's own clear message
     with atomic_path(out) as temporary, torch.no_grad():
         if fmt == "onnx":
-            torch.onnx.export(net, (example,), temporary, dynamo=True, input_names=["clips"], output_names=["logits"], verbose=False)
+            # One self-contained file: external weight files would keep the temporary name.
+            torch.onnx.export(net, (example,), temporary, dynamo=True, external_data=False, input_names=["clips"], output_names=["logits"], verbose=False)
         elif fmt == "torchscript":
             torch.jit.save(torch.jit.trace(net, example), temporary)
         else:

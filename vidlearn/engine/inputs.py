@@ -11,17 +11,23 @@ from vidlearn.motion.dataset import INPUT_CHANNELS, FlowClipDataset, FlowViews
 from vidlearn.motion.store import FlowStore
 
 
+def _getter(config: Any):
+    """Reads keys of a config object or of a checkpoint record's config dict alike."""
+    return config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+
+
 def input_settings(config: Any) -> dict[str, Any]:
     """The input recipe of a config or of a checkpoint's config dict (older records: RGB)."""
-    get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+    get = _getter(config)
     return {"input": get("input", "rgb"), "flow_method": get("flow_method", "farneback"), "flow_store": get("flow_store")}
 
 
 def view_shape(config: Any) -> tuple[int, int, int, int]:
     """One view's shape ``(C, T, H, W)``: flow clips carry T-1 fields for T frames."""
-    settings = input_settings(config)
-    frames = config.num_frames - 1 if settings["input"] == "flow" else config.num_frames
-    return (INPUT_CHANNELS[settings["input"]], frames, config.size, config.size)
+    get = _getter(config)
+    kind = input_settings(config)["input"]
+    frames = get("num_frames") - 1 if kind == "flow" else get("num_frames")
+    return (INPUT_CHANNELS[kind], frames, get("size"), get("size"))
 
 
 def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization()) -> ClipDataset:

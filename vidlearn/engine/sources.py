@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from vidlearn.data.formats import load_dataset
+from vidlearn.data.formats import load_dataset, video_folder_index
 from vidlearn.data.index import VideoIndex
 from vidlearn.data.synth import synthesize
 from vidlearn.errors import BadArgumentError
@@ -75,3 +75,30 @@ def holdout_split(index: VideoIndex, test_fraction: float) -> tuple[VideoIndex, 
         if len(paths) >= 2:
             test_paths.update(paths[: max(1, round(len(paths) * test_fraction))])
     return index.filter(lambda e: e.path not in test_paths), index.filter(lambda e: e.path in test_paths)
+
+
+def label_subset(index: VideoIndex, fraction: float, seed: int = 0) -> VideoIndex:
+    """Keep ``fraction`` of each class's videos (at least one per class), chosen by a hash of the
+    file name and ``seed``: the few-label setting of semi-supervised experiments, the same on every
+    machine."""
+    if not 0 < fraction <= 1:
+        raise BadArgumentError(f"label_fraction must be in (0, 1], got {fraction!r}")
+    if fraction == 1:
+        return index
+    kept: set[str] = set()
+    for label in range(len(index.class_names)):
+        paths = sorted((e.path for e in index.entries if e.label == label), key=lambda p: hashlib.sha1(f"{seed}:{Path(p).name}".encode()).hexdigest())
+        kept.update(paths[: max(1, round(len(paths) * fraction))])
+    return index.filter(lambda e: e.path in kept)
+
+
+def unlabelled_videos(data: str, split: int = 1, progress: bool = True) -> VideoIndex:
+    """Videos to learn from without labels: a dataset's training subset (labels then ignored), or
+    every video under a folder that is not a known dataset format."""
+    root = resolve_data(data, progress)
+    try:
+        return load_splits(data, split, progress)[0]
+    except BadArgumentError:
+        if not root.is_dir():
+            raise
+    return video_folder_index(root, progress=progress)

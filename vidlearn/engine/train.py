@@ -31,7 +31,7 @@ from vidlearn.engine.logs import MetricsLog
 from vidlearn.engine.inputs import make_dataset
 from vidlearn.engine.modeling import build_model, load_initial_weights, model_cost
 from vidlearn.engine.runtime import autocast_context, pick_device
-from vidlearn.engine.sources import load_splits
+from vidlearn.engine.sources import label_subset, load_splits
 from vidlearn.errors import BadArgumentError
 from vidlearn.progress import progress_bar
 
@@ -77,6 +77,7 @@ class Trainer:
         self.quiet = quiet or not self.dist.is_main
         if train_index is None or test_index is None:
             train_index, test_index = load_splits(config.data, config.split, progress=not self.quiet, classes=config.classes)
+        train_index = label_subset(train_index, config.label_fraction, config.seed)
         if train_index.class_names != test_index.class_names:
             raise BadArgumentError("train and test subsets disagree on the class list")
         self.class_names = train_index.class_names
