@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIDLEARN_SHARED", REPO.parent / "shared"))
@@ -67,3 +70,19 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(1)
+
+
+@contextmanager
+def recording(model: nn.Module, names):
+    """Yield a dict that collects the outputs of the named submodules during forwards."""
+    outputs: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+    handles = [
+        modules[name].register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+        for name in names
+    ]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -15,12 +15,12 @@ never from running our own code. The constant-clip property, exactly (docs/infla
 from __future__ import annotations
 
 from collections import OrderedDict
-from contextlib import contextmanager
 
 import pytest
 import torch
 from torch import nn
 
+from conftest import recording
 from vidlearn.analysis import summarize
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model
@@ -28,22 +28,6 @@ from vidlearn.models.fusion import frame_encoder
 from vidlearn.models.i3d import i3d_time_kernels
 from vidlearn.models.inflate import ReplicateTimeConv3d, inflate, inflate_state_dict, inflate_weight
 from vidlearn.models.resnet2d import resnet18, resnet50
-
-
-@contextmanager
-def recording(model: nn.Module, names):
-    """Yield a dict that collects the outputs of the named submodules during forwards."""
-    outputs: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
-    handles = [
-        modules[name].register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-        for name in names
-    ]
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def randomised(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import math
 import re
-from contextlib import contextmanager
 
 import pytest
 import torch
 from einops import rearrange
 from torch import nn
 
+from conftest import recording
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import C3D, create_model, list_models, model_info
 
@@ -208,22 +208,6 @@ COURSE_TABLE = {
         "pool": (24, 1, 1, 1),
     },
 }
-
-
-@contextmanager
-def recording(model: nn.Module, names):
-    """Yield a dict that collects the outputs of the named submodules during forwards."""
-    outputs: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
-    handles = [
-        modules[name].register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-        for name in names
-    ]
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @pytest.mark.parametrize("name", COURSE_MODELS)

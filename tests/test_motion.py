@@ -396,18 +396,23 @@ def test_flow_extract_command(synth_root, tmp_path):
 
 
 def test_training_a_temporal_stream_on_flow(synth_root, tmp_path):
+    from vidlearn.engine.checkpoint import read_record
     from vidlearn.engine.config import load_config
     from vidlearn.engine.train import train
 
-    config = load_config(
-        overrides=[f"data={synth_root}", f"out={tmp_path / 'run'}", "model=flow_stream", "input=flow", "classes=MoveLeft,MoveRight",
-                   "epochs=1", "batch_size=4", "num_frames=4", "stride=3", "size=32", "short_side=40", "test_clips=1", "workers=0", "max_steps_per_epoch=2"]
-    )
-    result = train(config, quiet=True)
-    from vidlearn.engine.checkpoint import read_record
-
+    common = [f"data={synth_root}", "classes=MoveLeft,MoveRight", "epochs=1", "batch_size=4", "num_frames=4", "stride=3", "size=32",
+              "short_side=40", "test_clips=1", "workers=0", "max_steps_per_epoch=2"]
+    result = train(load_config(overrides=[*common, f"out={tmp_path / 'run'}", "model=flow_stream", "input=flow"]), quiet=True)
     record = read_record(result.best_checkpoint)
-    assert record["config"]["input"] == "flow"
-    assert record["model"]["args"]["num_frames"] == 4
+    assert record["config"]["input"] == "flow" and record["model"]["args"]["num_frames"] == 4
+    # A 3D CNN on flow read from a store: its first layer takes 2 channels, T-1 = 4 fields.
+    from vidlearn.engine.sources import load_splits
+
+    train_index, test_index = load_splits(str(synth_root), classes=["MoveLeft", "MoveRight"], progress=False)
+    videos = [e.path for e in (*train_index, *test_index)]
+    extract_flow(videos, tmp_path / "store", train_index.source.root, FlowSettings(method="dis", short_side=40, step=3), workers=2, progress=False)
+    result = train(load_config(overrides=[*common, f"out={tmp_path / 'r3d'}", "model=slow_fusion", "input=flow", "num_frames=5", f"flow_store={tmp_path / 'store'}"]), quiet=True)
+    record = read_record(result.best_checkpoint)
+    assert record["model"]["args"]["in_channels"] == 2
     with pytest.raises(BadArgumentError, match="input=rgb\\+flow"):
         train(load_config(overrides=[f"data={synth_root}", f"out={tmp_path / 'bad'}", "model=two_stream", "input=rgb", "workers=0"]), quiet=True)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import recording
 from vidlearn.analysis import summarize
 from vidlearn.engine.export import export_model
 from vidlearn.errors import BadArgumentError
@@ -56,18 +57,8 @@ def tiny(t: int = 8, h: int = 16, w: int = 16, num_classes: int = 7, **options) 
 
 def outputs_of(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """The outputs of the named submodules during ``model(x)``."""
-    outputs: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
-    handles = [
-        modules[name].register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-        for name in names
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with recording(model, names) as outputs, torch.no_grad():
+        model(x)
     return outputs
 
 

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         help="train a video classifier on clips",
         description="Train MODEL on a dataset. Settings come from the defaults, then --config FILE.yaml, then the flags, then key=value overrides (e.g. epochs=5 lr=3e-4 num_frames=8).",
     )
-    t.add_argument("--model", help="registered model name (see `vidlearn summary --list`)")
+    t.add_argument("--model", help="registered model name (see `vidlearn models`)")
     t.add_argument("--data", help="dataset folder or annotation file, or 'synth' for the built-in SynthActions")
     t.add_argument("--config", type=Path, help="YAML file of settings")
     t.add_argument("--out", help="run folder for checkpoints and logs (default runs/train)")
@@ -60,6 +60,7 @@ def register(subparsers) -> None:
     d = subparsers.add_parser("demo", help="the main job: synthesise SynthActions, train and compare the course's models, write a report")
     d.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR")
     d.add_argument("--quick", action="store_true", help="a minutes-long smoke version (fewer videos and epochs, smaller clips)")
+    d.add_argument("--sections", help="only these sections, by number or title start, comma-separated (e.g. 1,2 or 'two streams')")
     d.set_defaults(func=run_demo_command)
 
 
@@ -67,6 +68,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from vidlearn.engine.demo import DemoSettings, run_demo
 
     settings = DemoSettings().quick() if args.quick else DemoSettings()
+    if args.sections:
+        settings = settings.only([part.strip() for part in args.sections.split(",") if part.strip()])
     run_demo(args.out, settings)
     return 0
 

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     e.add_argument("--out", type=Path, default=None, metavar="DIR", help="store folder (default: under $VIDLEARN_CACHE/flow)")
     e.add_argument("--method", default="farneback", help=METHOD_HELP)
     e.add_argument("--short-side", type=int, default=128, help="decode frames at this short side (default 128, the training default)")
-    e.add_argument("--step", type=int, default=1, help="flow from frame k to k+STEP; match the training stride (default 1)")
+    e.add_argument("--step", type=int, default=2, help="flow from frame k to k+STEP; match the training stride (default 2, as training's)")
     e.add_argument("--bound", type=float, default=20.0, help="quantisation bound in pixels (default 20)")
     e.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     e.add_argument("--shard", default="0/1", metavar="I/N", help="do only shard I of N (0-based), e.g. one per machine")

@@ -84,6 +84,10 @@ class TrainConfig:
             raise BadArgumentError(f"aggregation must be 'prob' or 'logit', got {self.aggregation!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise BadArgumentError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.flow_method not in ("farneback", "tvl1", "dis"):
+            raise BadArgumentError(f"flow_method must be farneback, tvl1 or dis, got {self.flow_method!r}")
+        if not 0 < self.label_fraction <= 1:
+            raise BadArgumentError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
         if self.input not in ("rgb", "flow", "rgb+flow"):
             raise BadArgumentError(f"input must be rgb, flow or rgb+flow, got {self.input!r}")
         if self.input != "rgb" and self.num_frames < 2:

@@ -18,7 +18,9 @@ import numpy as np
 from vidlearn.data.synth import CLASSES, synthesize
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.config import TrainConfig
+from vidlearn.engine.pretrain import PretrainConfig, pretrain
 from vidlearn.engine.train import train
+from vidlearn.errors import BadArgumentError
 from vidlearn.viz.confusion import plot_confusion
 from vidlearn.viz.report import plot_learning_curves, write_demo_report
 
@@ -43,6 +45,8 @@ LONG_RANGE_CLASS = "ThereAndBack"
 LONG_RANGE_CLASSES = ["MoveLeft", "MoveRight", LONG_RANGE_CLASS]
 _WHOLE_VIDEO = {"classes": LONG_RANGE_CLASSES, "sampling": "segments"}
 
+VIDEOMAE_SECTION = "Masked pre-training (VideoMAE) with 10% of the labels"
+
 DEMO_RUNS = (
     *_runs("Where to fuse time", ("single_frame", {}), ("late_fusion_pool", {}), ("early_fusion", {}), ("slow_fusion", {}), ("c3d_small", {})),
     *_runs("Two streams: appearance and motion", ("spatial_stream", {}), ("flow_stream", {"input": "flow"}), ("two_stream", {"input": "rgb+flow"})),
@@ -51,7 +55,26 @@ DEMO_RUNS = (
     DemoRun("slow_fusion_nl_whole", "slow_fusion_nl", _WHOLE_VIDEO, "Long-range structure"),
     DemoRun("lrcn_whole", "lrcn", _WHOLE_VIDEO, "Long-range structure"),
     DemoRun("tsn_whole", "tsn", _WHOLE_VIDEO, "Long-range structure"),
+    *_runs(
+        "Recurrent, segment-based and inflated CNNs",
+        ("lrcn", {}),
+        ("tsn", {"sampling": "segments"}),
+        ("slow_fusion_nl", {}),
+        # I3D's recipe: the single-frame network above, inflated to 3D and fine-tuned.
+        ("i3d_tower", {"init": "single_frame/best.safetensors"}),
+    ),
+    *_runs(
+        "Video transformers (tiny, from scratch)",
+        ("vit_video", {"model_args": {"size": "tiny"}}),
+        ("timesformer", {"model_args": {"size": "tiny"}}),
+    ),
+    # VideoMAE pre-training on all training videos without their labels comes first (see
+    # run_demo); then the same tiny ViT is fine-tuned with a tenth of the labels, from scratch and
+    # from the pre-trained encoder.
+    DemoRun("vit_video_10pct_scratch", "vit_video", {"model_args": {"size": "tiny"}, "label_fraction": 0.1}, VIDEOMAE_SECTION),
+    DemoRun("vit_video_10pct_videomae", "vit_video", {"model_args": {"size": "tiny"}, "label_fraction": 0.1, "init": "videomae/encoder.safetensors"}, VIDEOMAE_SECTION),
 )
+SECTIONS = tuple(dict.fromkeys(run.section for run in DEMO_RUNS))
 DEMO_MODELS = tuple(run.name for run in DEMO_RUNS)
 
 
@@ -84,11 +107,23 @@ class DemoSettings:
     lr: float = 3e-3
     test_clips: int = 2
     runs: tuple[DemoRun, ...] = DEMO_RUNS
+    pretrain_epochs: int = 10
     seed: int = 0
 
     def quick(self) -> "DemoSettings":
         """A minute-long smoke version (CI): few videos, one epoch, small clips."""
-        return replace(self, videos_per_class=4, epochs=1, eval_every=1, size=32, short_side=32)
+        return replace(self, videos_per_class=4, epochs=1, eval_every=1, size=32, short_side=32, pretrain_epochs=1)
+
+    def only(self, sections: list[str]) -> "DemoSettings":
+        """The runs of the named sections (by number from 1, or by the start of their title)."""
+        chosen = []
+        for wanted in sections:
+            matches = [t for i, t in enumerate(SECTIONS, 1) if wanted == str(i) or t.lower().startswith(wanted.lower())]
+            if not matches:
+                listing = "; ".join(f"{i}: {t}" for i, t in enumerate(SECTIONS, 1))
+                raise BadArgumentError(f"no demo section {wanted!r}; sections are {listing}")
+            chosen += matches
+        return replace(self, runs=tuple(run for run in self.runs if run.section in chosen))
 
 
 @dataclass
@@ -140,6 +175,19 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
     data_root = out / "synthactions"
     synth = synthesize(data_root, num_videos=settings.videos_per_class * len(CLASSES), seed=settings.seed, num_untrimmed=2, progress=progress)
     pairs = time_reversed_pairs(data_root)
+    pretraining = None
+    if any(run.section == VIDEOMAE_SECTION for run in settings.runs):
+        if progress:
+            print("\n== pre-training VideoMAE (no labels) ==")
+        pretraining = pretrain(
+            PretrainConfig(
+                data=str(data_root), out=str(out / "videomae"), encoder="tiny", epochs=settings.pretrain_epochs,
+                batch_size=settings.batch_size, num_frames=settings.num_frames, target_fps=settings.target_fps,
+                size=settings.size, short_side=settings.short_side, hflip=False, seed=settings.seed,
+                picture_every=max(1, settings.pretrain_epochs // 2),
+            ),
+            progress=progress,
+        )
     rows = []
     for run in settings.runs:
         name = run.name
@@ -161,6 +209,8 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
             seed=settings.seed,
         )
         config = TrainConfig(**{**values, **{k: (str(out / v) if k == "init" else v) for k, v in run.config.items()}})
+        if config.init and not Path(config.init).exists():
+            raise BadArgumentError(f"demo run {name} starts from {config.init}, which an earlier section writes: run that section too")
         if progress:
             print(f"\n== training {name} ==")
         result = train(config)
@@ -185,7 +235,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
             history=result.history,
         ))
     plot_learning_curves(rows, out / "learning_curves.png")
-    report = write_demo_report(out, rows, settings, synth, pairs, time.perf_counter() - started)
+    report = write_demo_report(out, rows, settings, synth, pairs, time.perf_counter() - started, pretraining)
     if progress:
         print(f"\nreport: {report}")
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from vidlearn.data.dataset import ClipDataset, Normalization
@@ -28,6 +29,15 @@ def view_shape(config: Any) -> tuple[int, int, int, int]:
     kind = input_settings(config)["input"]
     frames = get("num_frames") - 1 if kind == "flow" else get("num_frames")
     return (INPUT_CHANNELS[kind], frames, get("size"), get("size"))
+
+
+def with_store_method(config: Any, dataset_root: str) -> Any:
+    """The config with ``flow_method`` set to the method its flow store was made with, so that
+    prediction (which computes flow on the fly) feeds the model the same kind of flow."""
+    if not getattr(config, "flow_store", None):
+        return config
+    method = FlowStore(config.flow_store, dataset_root).settings.method
+    return config if method == config.flow_method else dataclasses.replace(config, flow_method=method)
 
 
 def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization()) -> ClipDataset:

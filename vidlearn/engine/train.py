@@ -28,7 +28,7 @@ from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.distributed import Distributed
 from vidlearn.engine.evaluate import evaluate_model
 from vidlearn.engine.logs import MetricsLog
-from vidlearn.engine.inputs import make_dataset
+from vidlearn.engine.inputs import make_dataset, with_store_method
 from vidlearn.engine.modeling import build_model, load_initial_weights, model_cost
 from vidlearn.engine.runtime import autocast_context, pick_device
 from vidlearn.engine.sources import label_subset, load_splits
@@ -81,6 +81,7 @@ class Trainer:
         if train_index.class_names != test_index.class_names:
             raise BadArgumentError("train and test subsets disagree on the class list")
         self.class_names = train_index.class_names
+        self.config = config = with_store_method(config, train_index.source.root)
         self.hflip = config.hflip if config.hflip is not None else train_index.source.format not in DIRECTION_SENSITIVE_FORMATS
         self.train_set = make_dataset(train_index, config.clip_spec(train=True, hflip=self.hflip), True, config, seed=config.seed)
         self.test_set = make_dataset(test_index, config.clip_spec(train=False), False, config, seed=config.seed)

@@ -4,8 +4,8 @@ For a clip of frames ``i_0 < i_1 < ... < i_{T-1}`` the flow stack holds the T-1 
 ``F(i_k -> i_{k+1})``, so flow and RGB describe the same moments. The tensors:
 
 - ``input="flow"``: ``2 x (T-1) x H x W`` float, channel 0 dx (rightwards), 1 dy (downwards),
-  in pixels divided by ``flow_scale`` (20 px by default, the usual quantisation bound, so values
-  are within [-1, 1]). A 2D temporal stream stacks it as ``b c t h w -> b (t c) h w``: the
+  in pixels divided by ``flow_scale`` (20 px by default, the usual quantisation bound: stored flow
+  is clipped there, so its values are within [-1, 1]). A 2D temporal stream stacks it as ``b c t h w -> b (t c) h w``: the
   course's ``2(T-1)`` channels, interleaved ``dx_0, dy_0, dx_1, dy_1, ...``.
 - ``input="rgb+flow"``: ``5 x T x H x W``: channels 0-2 the normalised RGB clip, 3-4 the flow,
   whose last time step is zero (T-1 fields for T frames). One tensor keeps the training loop,
