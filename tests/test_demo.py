@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from vidlearn.engine.demo import DEMO_MODELS, DemoSettings, reversed_pair_scores, run_demo
+from vidlearn.engine.demo import DEMO_MODELS, SECTIONS, DemoSettings, reversed_pair_scores, run_demo
 
 
 def test_reversed_pair_scores_by_hand():
@@ -29,7 +29,9 @@ def test_quick_demo_writes_the_report(tmp_path):
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert int(cells[2].replace(",", "")) > 0  # params
         assert all(0.0 <= float(c) <= 1.0 for c in cells[4:8])  # accuracies are fractions
-    assert (tmp_path / "demo" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    curves = sorted((tmp_path / "demo").glob("learning_curves_*.png"))
+    assert len(curves) == len(SECTIONS) and all(c.read_bytes()[:4] == b"\x89PNG" for c in curves)
+    assert (tmp_path / "demo" / "videomae" / "pretraining_loss.png").exists()
     for name in DEMO_MODELS:
         assert (tmp_path / "demo" / name / "confusion.png").exists()
         assert (tmp_path / "demo" / name / "best.safetensors").exists()

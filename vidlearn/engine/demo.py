@@ -22,7 +22,7 @@ from vidlearn.engine.pretrain import PretrainConfig, pretrain
 from vidlearn.engine.train import train
 from vidlearn.errors import BadArgumentError
 from vidlearn.viz.confusion import plot_confusion
-from vidlearn.viz.report import plot_learning_curves, write_demo_report
+from vidlearn.viz.report import plot_learning_curves, plot_pretraining_curve, section_slug, write_demo_report
 
 @dataclass(frozen=True)
 class DemoRun:
@@ -234,7 +234,10 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
             train_seconds=result.seconds,
             history=result.history,
         ))
-    plot_learning_curves(rows, out / "learning_curves.png")
+    for section in dict.fromkeys(row.section for row in rows):
+        plot_learning_curves([row for row in rows if row.section == section], out / f"learning_curves_{section_slug(section)}.png")
+    if pretraining is not None:
+        plot_pretraining_curve(pretraining.history, out / "videomae" / "pretraining_loss.png")
     report = write_demo_report(out, rows, settings, synth, pairs, time.perf_counter() - started, pretraining)
     if progress:
         print(f"\nreport: {report}")

@@ -10,7 +10,7 @@ and backward hooks (shape and cost analysis, saliency) see every layer's output 
 """
 
 # Importing each family module registers its models.
-from vidlearn.models import c3d, course, fovea, fusion, i3d, mvit, nonlocal_net, recurrent, resnet3d, timesformer, tsn, two_stream, vit_video, vivit  # noqa: F401
+from vidlearn.models import c3d, course, fovea, fusion, i3d, mvit, nonlocal_net, recurrent, resnet3d, slowfast, timesformer, tsn, two_stream, vit_video, vivit, x3d  # noqa: F401
 from vidlearn.models.blocks import ConvTower
 from vidlearn.models.c3d import C3D
 from vidlearn.models.fovea import FoveaContextEncoder

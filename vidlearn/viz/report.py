@@ -37,6 +37,22 @@ def plot_learning_curves(rows: Sequence[Any], path: str | Path) -> Path:
     return Path(path)
 
 
+def plot_pretraining_curve(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Masked-reconstruction loss per epoch of a pre-training run."""
+    figure = Figure(figsize=(5.5, 4))
+    axes = figure.subplots()
+    axes.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], marker="o")
+    axes.set(title="VideoMAE pre-training", xlabel="epoch", ylabel="masked-tubelet MSE (normalised pixels)")
+    figure.tight_layout()
+    _save_figure(figure, Path(path))
+    return Path(path)
+
+
+def section_slug(section: str) -> str:
+    """A file-name-safe form of a report section's title."""
+    return "".join(c if c.isalnum() else "_" for c in section.lower()).strip("_")[:40]
+
+
 def _fmt(value: float) -> str:
     return "n/a" if value != value else f"{value:.3f}"
 
@@ -71,9 +87,8 @@ def write_demo_report(out: Path, rows: Sequence[Any], settings: Any, synth: Any,
                 f"| {row.model} | {row.input} | {row.params:,} | {row.gflops_per_view:.3f} | {_fmt(row.clip_top1)} | {_fmt(row.video_top1)} | "
                 f"{_fmt(row.reversed_pairs_top1)} | {_fmt(row.reversed_pairs_swapped)} | {row.train_seconds:.0f} |"
             )
+        lines += ["", f"![learning curves: {section}](learning_curves_{section_slug(section)}.png)"]
     lines += [
-        "",
-        "![learning curves](learning_curves.png)",
         "",
         "Confusion matrices (video level, test set): " + ", ".join(f"[{row.model}]({row.model}/confusion.png)" for row in rows) + ".",
         "",
@@ -115,6 +130,9 @@ def _pretraining_lines(pretraining: Any, rows: dict[str, Any]) -> list[str]:
         f"masked-tubelet loss {first['train_loss']:.3f} after epoch 1, {last['train_loss']:.3f} after epoch {last['epoch']} "
         f"({pretraining.seconds / 60:.1f} minutes). Reconstructions (columns: original, masked input, reconstruction): "
         + ", ".join(f"[{name}](videomae/{name})" for name in pictures) + ".",
+        "",
+        "![pre-training loss](videomae/pretraining_loss.png)",
+        "",
     ]
     scratch, pretrained = rows.get("vit_video_10pct_scratch"), rows.get("vit_video_10pct_videomae")
     if scratch is not None and pretrained is not None:
