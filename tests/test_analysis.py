@@ -128,6 +128,29 @@ def test_attention_matrix_products_are_counted_in_the_module_that_runs_them(fuse
     assert summary.total_flops == qkv.flops + attention.flops
 
 
+class BiasedAttention(nn.Module):
+    """Attention over frames with an additive bias (as relative positions) or a blocking mask."""
+
+    def __init__(self, frames: int, blocking: bool):
+        super().__init__()
+        bias = torch.randn(frames, frames)
+        offsets = torch.arange(frames)[:, None] - torch.arange(frames)[None, :]
+        self.register_buffer("mask", offsets.abs() <= 1 if blocking else bias)
+
+    def forward(self, x):  # B x C x T x 1 x 1
+        tokens = x.flatten(2).transpose(1, 2)
+        return F.scaled_dot_product_attention(tokens, tokens, tokens, attn_mask=self.mask)
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_receptive_field_through_biased_and_masked_attention(blocking):
+    frames = 6
+    (layer,) = summarize(BiasedAttention(frames, blocking), (4, frames, 1, 1)).layers
+    # The central output token (index 3): a finite bias blocks nothing; a band mask lets it see
+    # frames 2..4 only.
+    assert layer.receptive_field == ([3, 1, 1] if blocking else [frames, 1, 1])
+
+
 class ReadsValues(nn.Module):
     """A forward that looks at a value (impossible on the meta device)."""
 

@@ -9,8 +9,8 @@ need no special rules:
    that could make contributions cancel (or block them) for a twin with the same geometry and only
    positive weights: a convolution becomes a uniform average over its window (and over its group's
    input channels), a linear layer an average of its inputs, a max-pool an average pool of the same
-   kernel, stride and padding, softmax attention (unmasked ``scaled_dot_product_attention``)
-   uniform attention; normalisation layers and rectifiers become the identity. Everything else
+   kernel, stride and padding, softmax attention (``scaled_dot_product_attention`` without a mask, or with a finite additive
+   bias) uniform attention; normalisation layers and rectifiers become the identity. Everything else
    (reshapes, crops, concatenations, additions) runs as written. Nothing can cancel, so the input
    positions with a nonzero gradient of the central unit are exactly those wired to it.
 2. Along each axis where that box touches the clip's border (and so may be cut off by it) the
@@ -98,7 +98,9 @@ def _all_ones(value: int | Sequence[int], dims: int) -> bool:
 
 def _uniform_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
     """Every query attends to every key with equal weight: the support of softmax attention, in linear time."""
-    if attn_mask is not None or is_causal or kwargs.get("enable_gqa", False):
+    # An additive float bias with finite values (relative positions, MViT) blocks nothing.
+    blocking_mask = attn_mask is not None and (attn_mask.dtype == torch.bool or not bool(torch.isfinite(attn_mask).all()))
+    if blocking_mask or is_causal or kwargs.get("enable_gqa", False):
         # A mask decides who sees whom, and grouped heads change shapes: run the real thing.
         return F.scaled_dot_product_attention(
             query, key, value, attn_mask=attn_mask, is_causal=is_causal, scale=scale, **kwargs
