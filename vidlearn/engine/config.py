@@ -12,6 +12,7 @@ import yaml
 
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.errors import BadArgumentError
+from vidlearn.motion.flow import DEFAULT_METHOD, METHODS as FLOW_METHODS
 
 
 @dataclass
@@ -66,7 +67,7 @@ class TrainConfig:
     amp: str = "auto"
     sampling: str = "clip"
     input: str = "rgb"
-    flow_method: str = "farneback"
+    flow_method: str = DEFAULT_METHOD
     flow_store: str | None = None
     init: str | None = None
     label_fraction: float = 1.0
@@ -84,8 +85,8 @@ class TrainConfig:
             raise BadArgumentError(f"aggregation must be 'prob' or 'logit', got {self.aggregation!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise BadArgumentError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
-        if self.flow_method not in ("farneback", "tvl1", "dis"):
-            raise BadArgumentError(f"flow_method must be farneback, tvl1 or dis, got {self.flow_method!r}")
+        if self.flow_method not in FLOW_METHODS:
+            raise BadArgumentError(f"flow_method must be one of {', '.join(FLOW_METHODS)}, got {self.flow_method!r}")
         if not 0 < self.label_fraction <= 1:
             raise BadArgumentError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
         if self.input not in ("rgb", "flow", "rgb+flow"):

@@ -9,6 +9,7 @@ from vidlearn.data.dataset import ClipDataset, Normalization
 from vidlearn.data.index import VideoIndex
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.motion.dataset import INPUT_CHANNELS, FlowClipDataset, FlowViews
+from vidlearn.motion.flow import DEFAULT_METHOD
 from vidlearn.motion.store import FlowStore
 
 
@@ -20,7 +21,7 @@ def _getter(config: Any):
 def input_settings(config: Any) -> dict[str, Any]:
     """The input recipe of a config or of a checkpoint's config dict (older records: RGB)."""
     get = _getter(config)
-    return {"input": get("input", "rgb"), "flow_method": get("flow_method", "farneback"), "flow_store": get("flow_store")}
+    return {"input": get("input", "rgb"), "flow_method": get("flow_method", DEFAULT_METHOD), "flow_store": get("flow_store")}
 
 
 def view_shape(config: Any) -> tuple[int, int, int, int]:

@@ -5,10 +5,12 @@ where each pixel of ``I_t`` goes, ``I_{t+1}(x + dx, y + dy) = I_t(x, y)``. Every
 returns flow as float32 ``H x W x 2`` in pixels per frame pair: channel 0 is dx (rightwards),
 channel 1 is dy (downwards); a video's flow is ``(T-1) x H x W x 2``.
 
-Defaults come from measurements on this project's machines (``docs/motion.md``): Farneback is
-the default method because it is 40-80x faster than TV-L1 and, on SynthActions and on the real
-sample videos, its warping error is within a few percent of TV-L1's. TV-L1 is the classic
-choice of two-stream papers; DIS is a fast, accurate middle ground.
+The default method, DIS, comes from measurements on this project's machine (``bench/flow_methods.py``,
+``docs/benchmarks.md``): 1.6-2.0x faster than Farneback at 112x112 to 340x256, with the same
+accuracy (end-point error on SynthActions' known motion 1.21 vs 1.17 px; warping error on real
+videos within a few percent). TV-L1, the two-stream papers' choice, is about 5x more accurate on
+SynthActions (0.22 px) but 110-140x slower than Farneback: use it for offline extraction (``vidlearn flow-extract
+--method tvl1``) when accuracy matters more than time.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class DISParams:
 
 PARAMS = {"farneback": FarnebackParams, "tvl1": TVL1Params, "dis": DISParams}
 METHODS = tuple(PARAMS)
-DEFAULT_METHOD = "farneback"
+DEFAULT_METHOD = "dis"
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,

@@ -61,18 +61,21 @@ def write_demo_report(out: Path, rows: Sequence[Any], settings: Any, synth: Any,
     """``out/report.md``: the comparison table, where the plots are, and how to read them against the course."""
     by_name = {row.model: row for row in rows}
     lines = [
-        "# vidlearn demo: the course's fusion models on SynthActions",
+        "# vidlearn demo: the course's models on SynthActions",
         "",
         f"Data: SynthActions, seed {settings.seed}, {settings.videos_per_class} videos per class rendered; {len(settings.classes)} of its {len(synth.classes)} classes used: {', '.join(settings.classes)}.",
         f"Clips: {settings.num_frames} frames at {settings.target_fps:g} fps, short side {settings.short_side}, random {settings.size}x{settings.size} crop for training (no mirroring: the classes name directions), centre crop for testing.",
-        f"Training: {settings.epochs} epochs, batch {settings.batch_size}, AdamW lr {settings.lr} with warm-up and cosine decay, from scratch.",
+        f"Training: {settings.epochs} epochs, batch {settings.batch_size}, AdamW lr {settings.lr} with warm-up and cosine decay, from scratch "
+        "(except i3d_tower, which starts from single_frame's weights inflated to 3D, and the VideoMAE section's fine-tuning from the pre-trained encoder).",
+        "Differences by section: 'Long-range structure' trains on MoveLeft, MoveRight and ThereAndBack only ('_whole' runs take their 16 frames "
+        "from 16 segments spanning the whole video, TSN-style; '_2s' a 2-second window); tsn samples segments; the VideoMAE section trains on a tenth of the labelled videos.",
         f"Testing: {settings.test_clips} clips x 1 crop per video; clip accuracy scores each view alone, video accuracy averages the views' probabilities.",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}. Whole demo: {seconds / 60:.1f} minutes.",
         "",
         "GFLOPs are per view (one clip), counting one multiply-add as one FLOP. Accuracies are fractions of the test set, measured after the last epoch.",
         f"Time-reversed pairs: {', '.join(f'{a}/{b}' for a, b in pairs)}. 'pairs acc' is video accuracy on those classes; 'swapped' is the fraction of them predicted as their time-reversed twin.",
         "",
-        "Input: rgb clips (3 x T), optical flow (2 x (T-1), Farneback, computed on the fly) or both (5 x T).",
+        "Input: rgb clips (3 x T), optical flow (2 x (T-1), computed on the fly with the default method of docs/motion.md) or both (5 x T).",
     ]
     for section in dict.fromkeys(row.section for row in rows):
         lines += [
