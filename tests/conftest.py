@@ -86,3 +86,19 @@ def recording(model: nn.Module, names):
     finally:
         for handle in handles:
             handle.remove()
+
+
+def assert_exports(model: nn.Module, clip: torch.Tensor, folder: Path) -> None:
+    """``model`` (in eval mode) survives ``torch.export`` and ONNX: the exported program and the
+    ONNX file run by onnxruntime give the model's own outputs on ``clip``."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    with torch.no_grad():
+        expected = model(clip)
+        program = torch.export.export(model, (clip,))
+        torch.testing.assert_close(program.module()(clip), expected)
+        path = folder / "model.onnx"
+        # From the exported program: the ONNX exporter would otherwise trace the model again.
+        torch.onnx.export(program, (clip,), str(path), dynamo=True, input_names=["clips"], verbose=False)
+    session = onnxruntime.InferenceSession(str(path))
+    logits = session.run(None, {"clips": clip.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(logits), expected, rtol=1e-4, atol=1e-4)

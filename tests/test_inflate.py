@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import recording
+from conftest import assert_exports, recording
 from vidlearn.analysis import summarize
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model
@@ -457,20 +457,8 @@ def test_with_i3ds_zero_padding_only_the_central_frames_match_single_frame(train
     ],
 )
 def test_export_round_trips_through_torch_export_and_onnx(name, options, clip_shape, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    model = create_model(name, num_classes=7, **options).eval()
-    clip = torch.randn(*clip_shape)
-    with torch.no_grad():
-        expected = model(clip)
-        program = torch.export.export(model, (clip,))
-        torch.testing.assert_close(program.module()(clip), expected)
-        # The ONNX exporter takes the exported program (exporting the model would export it again).
-        path = tmp_path / f"{name}.onnx"
-        torch.onnx.export(program, (clip,), str(path), dynamo=True, input_names=["clips"], verbose=False)
-    session = onnxruntime.InferenceSession(str(path))
-    logits = session.run(None, {"clips": clip.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(logits), expected, rtol=1e-4, atol=1e-4)
+    assert_exports(create_model(name, num_classes=7, **options).eval(), torch.randn(*clip_shape), tmp_path)
 
 
 def test_i3d_tower_learns_a_small_separable_problem():

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import assert_exports
 from vidlearn.analysis import summarize
 from vidlearn.data.samplers import tsn_segments
 from vidlearn.engine.feature_cache import cache_frame_features, train_on_cached_features
@@ -507,19 +508,9 @@ EXPORT_CASES = {
 
 @pytest.mark.parametrize("name", list(EXPORT_CASES))
 def test_export_and_onnx(name, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
     options, (t, h, w) = EXPORT_CASES[name]
     torch.manual_seed(0)
-    model = create_model(name, num_classes=5, **options).eval()
-    x = torch.randn(1, 3, t, h, w)
-    with torch.no_grad():
-        expected = model(x)
-    program = torch.export.export(model, (x,))
-    assert torch.allclose(program.module()(x), expected, atol=1e-5)
-    torch.onnx.export(program, (x,), tmp_path / "model.onnx", dynamo=True, verbose=False)
-    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
-    logits = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    assert np.allclose(logits, expected.numpy(), atol=1e-4)
+    assert_exports(create_model(name, num_classes=5, **options).eval(), torch.randn(1, 3, t, h, w), tmp_path)
 
 
 # --- training on tiny synthetic problems ----------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_exports
 from vidlearn.analysis import summarize
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model, list_models, model_info
@@ -372,20 +373,9 @@ def test_fvcore_reproduces_pytorchvideo_x3d_xs_and_agrees_with_our_count():
 
 @pytest.mark.parametrize("name, clip_shape", [("x3d_xs", (1, 3, 4, 32, 32)), ("slowfast_r50", (1, 3, 8, 32, 32))])
 def test_export_round_trips_through_torch_export_and_onnx(name, clip_shape, tmp_path, request):
-    onnxruntime = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = request.getfixturevalue("slowfast_real") if name == "slowfast_r50" else create_model(name, num_classes=7).eval()
-    clip = torch.randn(*clip_shape)
-    with torch.no_grad():
-        expected = model(clip)
-        program = torch.export.export(model, (clip,))
-        torch.testing.assert_close(program.module()(clip), expected)
-        path = tmp_path / f"{name}.onnx"
-        # From the exported program: the ONNX exporter would otherwise trace the model again.
-        torch.onnx.export(program, (clip,), str(path), dynamo=True, input_names=["clips"], verbose=False)
-    session = onnxruntime.InferenceSession(str(path))
-    logits = session.run(None, {"clips": clip.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(logits), expected, rtol=1e-4, atol=1e-4)
+    assert_exports(model, torch.randn(*clip_shape), tmp_path)
 
 
 def test_a_gradient_step_reaches_and_changes_every_x3d_parameter():
