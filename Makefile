@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH_WHEELS ?= /opt/wheels
 DEMO_DIR ?= runs/demo
 
-.PHONY: venv test test-all demo clean
+.PHONY: venv test demo clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,6 @@ venv: $(STAMP)
 # The test suite: both cores, slow end-to-end checks included in their small CI versions.
 test: venv
 	$(BIN)/python -m pytest -n 2 -q tests
-
-# Everything, including the long end-to-end runs marked slow.
-test-all: venv
-	VIDLEARN_SLOW=1 $(BIN)/python -m pytest -n 2 -q tests
 
 demo: venv
 	$(BIN)/vidlearn demo --out $(DEMO_DIR)
