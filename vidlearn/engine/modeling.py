@@ -17,6 +17,7 @@ from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.inputs import input_settings, view_shape
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model, model_info
+from vidlearn.models.inflate import fit_to_shape
 from vidlearn.motion.dataset import INPUT_CHANNELS
 
 
@@ -102,23 +103,18 @@ def load_initial_weights(model: nn.Module, source: str | Path) -> InitReport:
     I3D does); anything else (a classifier for other classes, a new layer) keeps its fresh
     initialisation and is listed in the report. No tensor matching at all is an error.
     """
-    from vidlearn.models.inflate import inflate_weight
-
     weights = _read_weights(source)
     report = InitReport()
-    state = model.state_dict()
-    for name, target in state.items():
+    for name, target in model.state_dict().items():
         given = weights.get(name)
+        fitted = None if given is None else fit_to_shape(given, target.shape)
         if given is None:
             report.skipped.append((name, "not in the source"))
-        elif given.shape == target.shape:
-            target.copy_(given)
-            report.copied.append(name)
-        elif given.ndim == 4 and target.ndim == 5 and given.shape == target.shape[:2] + target.shape[3:]:
-            target.copy_(inflate_weight(given, target.shape[2]))
-            report.inflated.append(name)
-        else:
+        elif fitted is None:
             report.skipped.append((name, f"shape {tuple(given.shape)} in the source, {tuple(target.shape)} here"))
+        else:
+            target.copy_(fitted)
+            (report.copied if fitted is given else report.inflated).append(name)
     if not report.copied and not report.inflated:
         raise BadArgumentError(f"{source}: no weight matches this model by name and shape; is it the right checkpoint?")
     return report

@@ -140,6 +140,18 @@ def inflate(
     return model
 
 
+def fit_to_shape(value: torch.Tensor, shape: Sequence[int]) -> torch.Tensor | None:
+    """``value`` for a parameter of ``shape``: itself when the shapes agree, inflated
+    (``inflate_weight``) when a 2D convolution weight ``O x I x kh x kw`` meets a 3D one
+    ``O x I x kt x kh x kw``, ``None`` when it cannot be mapped."""
+    shape_2d, shape_3d = tuple(value.shape), tuple(shape)
+    if shape_2d == shape_3d:
+        return value
+    if len(shape_2d) == 4 and len(shape_3d) == 5 and shape_3d[:2] + shape_3d[3:] == shape_2d:
+        return inflate_weight(value, shape_3d[2])
+    return None
+
+
 def inflate_state_dict(
     state_dict_2d: Mapping[str, torch.Tensor], model_3d: nn.Module, exclude: Sequence[str] = ()
 ) -> dict[str, torch.Tensor]:
@@ -166,13 +178,11 @@ def inflate_state_dict(
     for key, value in state_dict_2d.items():
         if key not in target or key.startswith(prefixes):
             continue
-        shape_2d, shape_3d = tuple(value.shape), tuple(target[key].shape)
-        if shape_2d == shape_3d:
-            inflated[key] = value
-        elif len(shape_2d) == 4 and len(shape_3d) == 5 and shape_3d[:2] + shape_3d[3:] == shape_2d:
-            inflated[key] = inflate_weight(value, shape_3d[2])
+        fitted = fit_to_shape(value, target[key].shape)
+        if fitted is None:
+            problems.append(f"{key} has shape {tuple(value.shape)} in the 2D state dict, which cannot become {tuple(target[key].shape)}")
         else:
-            problems.append(f"{key} has shape {shape_2d} in the 2D state dict, which cannot become {shape_3d}")
+            inflated[key] = fitted
     if problems:
         raise BadArgumentError(
             "cannot map the 2D state dict onto the 3D model: " + "; ".join(problems)

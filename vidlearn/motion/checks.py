@@ -47,26 +47,42 @@ class WarpError:
         return self.zero_flow / self.with_flow if self.with_flow > 0 else float("inf")
 
 
+class WarpTally:
+    """Rebuilding errors summed over frame pairs, with the flow and with zero flow, on the pixels
+    whose sample falls inside the frame: ``add`` pairs one by one (a long video never sits in
+    memory), then ``result``."""
+
+    def __init__(self) -> None:
+        self.with_flow = self.zero_flow = 0.0
+        self.count = 0
+
+    def add(self, current: np.ndarray, next_frame: np.ndarray, flow: np.ndarray) -> None:
+        current = current.astype(np.float32)
+        rebuilt, valid = warp_back(next_frame, flow)
+        error = np.abs(rebuilt - current)
+        still = np.abs(next_frame.astype(np.float32) - current)
+        if error.ndim == 3:
+            error, still = error.mean(-1), still.mean(-1)
+        self.with_flow += float(error[valid].sum())
+        self.zero_flow += float(still[valid].sum())
+        self.count += int(valid.sum())
+
+    def result(self) -> WarpError:
+        return WarpError(self.with_flow / max(self.count, 1), self.zero_flow / max(self.count, 1))
+
+
 def warp_error(frames: np.ndarray, flows: np.ndarray) -> WarpError:
     """Photometric error over consecutive pairs: ``frames`` ``T x H x W (x 3)`` uint8 and their
     flows ``(T-1) x H x W x 2``, against zero flow on the same pixels (valid ones only)."""
     flows = check_flow(flows)
     if len(frames) != len(flows) + 1:
         raise BadArgumentError(f"{len(frames)} frames need {len(frames) - 1} flows, got {len(flows)}")
-    with_flow = zero = count = 0.0
+    tally = WarpTally()
     for k, flow in enumerate(flows):
-        current = frames[k].astype(np.float32)
-        rebuilt, valid = warp_back(frames[k + 1], flow)
-        error = np.abs(rebuilt - current)
-        still = np.abs(frames[k + 1].astype(np.float32) - current)
-        if error.ndim == 3:
-            error, still = error.mean(-1), still.mean(-1)
-        with_flow += float(error[valid].sum())
-        zero += float(still[valid].sum())
-        count += int(valid.sum())
-    if count == 0:
+        tally.add(frames[k], frames[k + 1], flow)
+    if tally.count == 0:
         raise BadArgumentError("no pixel of any frame pair could be rebuilt")
-    return WarpError(with_flow / count, zero / count)
+    return tally.result()
 
 
 def endpoint_error(flow: np.ndarray, true_flow: np.ndarray, mask: np.ndarray | None = None) -> float:

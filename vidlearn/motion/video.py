@@ -14,7 +14,7 @@ import numpy as np
 from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.files import atomic_path
 from vidlearn.io import open_video, write_video
-from vidlearn.motion.checks import WarpError, warp_back
+from vidlearn.motion.checks import WarpError, WarpTally
 from vidlearn.motion.flow import DEFAULT_METHOD, FlowEstimator
 from vidlearn.motion.picture import color_wheel, flow_to_rgb, with_legend
 from vidlearn.progress import progress_bar
@@ -62,7 +62,7 @@ def compute_video_flow(path: str | Path, estimator: FlowEstimator, out: np.ndarr
         if out is None:
             out = np.empty((frames - 1, height, width, 2), np.float32)
         previous = None
-        with_flow = zero = count = 0.0
+        tally = WarpTally()
         with progress_bar(frames - 1, f"flow ({estimator.method})", enabled=progress) as advance:
             for start, block in video.iter_chunks(32):
                 for k, frame in enumerate(block, start):
@@ -70,14 +70,11 @@ def compute_video_flow(path: str | Path, estimator: FlowEstimator, out: np.ndarr
                         break
                     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
                     if previous is not None:
-                        flow = out[k - 1] = estimator(previous, gray)
-                        rebuilt, valid = warp_back(gray, flow)
-                        with_flow += float(np.abs(rebuilt - previous)[valid].sum())
-                        zero += float(np.abs(gray.astype(np.float32) - previous)[valid].sum())
-                        count += int(valid.sum())
+                        out[k - 1] = estimator(previous, gray)
+                        tally.add(previous, gray, out[k - 1])
                         advance()
                     previous = gray
-    return out, WarpError(with_flow / max(count, 1), zero / max(count, 1))
+    return out, tally.result()
 
 
 def flow_video(
