@@ -89,6 +89,45 @@ def test_seeking_is_frame_exact(name, need_shared):
     np.testing.assert_array_equal(got_descending, reference[np.sort(wanted)[::-1]])
 
 
+@pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
+def test_strided_clip_skipping_unreferenced_frames_is_exact(name, need_shared):
+    """A training read (one decoder thread, a strided clip): the decoder skips frames nothing
+    references on the way to each wanted one; the wanted frames equal a full sequential decode."""
+    path = SHARED_VIDEOS / name
+    with open_video(path, size=(48, 64), threads=1) as video:
+        n = len(video)
+        rotation_k = video.info.rotation // 90
+        upto = min(n - 1, 299)
+        start = int(np.random.default_rng(len(name)).integers(0, max(1, upto - 60)))
+        wanted = np.minimum(start + 4 * np.arange(16), upto)
+        got = video.get(wanted)
+    np.testing.assert_array_equal(got, independent_decode(path, (48, 64), upto, rotation_k)[wanted])
+
+
+def test_missed_seek_falls_back_to_counting_from_the_start(need_shared):
+    """If packet timestamps ever mislead a seek, the reader counts frames from the start instead."""
+    path = SHARED_VIDEOS / "mmaction2_test.mp4"
+    with open_video(path, size=(48, 64)) as video:
+        decoder = video._decoder
+        video.get([5])  # positions the decoder mid-stream
+        wrong = tuple(p + 1 for p in decoder.index.pts)  # no frame has these timestamps
+        decoder.index = type(decoder.index)("pts", wrong, decoder.index.keyframe_pts, decoder.index.packet_count)
+        got = video.get([3, 40])
+        assert decoder.index.mode == "sequential"
+    np.testing.assert_array_equal(got, independent_decode(path, (48, 64), 40, 0)[[3, 40]])
+
+
+@pytest.mark.parametrize(
+    "name, mode",
+    [("v_SoccerJuggling_g23_c01.avi", "pts"), ("mmaction2_test.avi", "sequential"), ("mmaction2_ntu_S001C001P001R001A001_rgb.avi", "sequential")],
+)
+def test_avi_seeks_only_without_b_frames(name, mode, need_shared):
+    """AVI timestamps are in decode order: they name presented frames only when the codec has no B-frames
+    (UCF101's Xvid Simple Profile); AVIs with B-frames are read by counting (frame exactness: above)."""
+    with open_video(SHARED_VIDEOS / name) as video:
+        assert video._decoder.index.mode == mode
+
+
 @pytest.mark.parametrize("path", hmdb_subset_videos()[:3] or ["<none>"], ids=lambda p: Path(p).name[:20])
 def test_avi_header_count_is_not_trusted(path):
     """HMDB51 AVI headers claim one frame more than the decoder gives (DATASET.md)."""
