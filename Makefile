@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH_WHEELS ?= /opt/wheels
 DEMO_DIR ?= runs/demo
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo bench bench-venv clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,23 @@ test: venv
 demo: venv
 	$(BIN)/vidlearn demo --out $(DEMO_DIR)
 
+# Benchmarks against decord, torchcodec, PyAV and torchvision (docs/benchmarks.md): a separate
+# environment, because the peers need a newer torch than the library pins.
+BENCH_VENV  := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): requirements.lock bench/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	grep -v '^torch==' requirements.lock > $(BENCH_VENV)/library-requirements.txt
+	$(BENCH_VENV)/bin/pip install -q -r $(BENCH_VENV)/library-requirements.txt -r bench/requirements.txt
+	$(BENCH_VENV)/bin/pip install -q --no-deps -e .
+	@ldconfig -p | grep -q libavcodec || echo "note: no system FFmpeg libraries: torchcodec will be left out (apt install ffmpeg)" >&2
+	touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)
+
+bench: bench-venv
+	$(BENCH_VENV)/bin/python bench/run.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache

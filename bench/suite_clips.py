@@ -148,7 +148,7 @@ def run(ctx: Context) -> list[Row]:
         job = ClipJob([path], spec, clips)
         rows += rows_for(path.name, job, read_vidlearn, peers, ctx, GOAL_ORIGINALS, "clips")
     if ctx.synth_root is not None:
-        videos = sorted((ctx.synth_root / "videos").rglob("*.mp4"))
+        videos = sorted((ctx.synth_root / "clips").rglob("*.mp4"))
         ctx.log(f"  SynthActions ({len(videos)} videos)")
         job = ClipJob(videos, spec, max(clips, min(len(videos), 32)))
         rows += rows_for("SynthActions (all videos)", job, read_vidlearn, peers, ctx, GOAL_ORIGINALS, "clips")

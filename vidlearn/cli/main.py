@@ -18,6 +18,7 @@ from vidlearn.errors import VidlearnError
 COMMAND_MODULES = (
     "vidlearn.cli.video_commands",
     "vidlearn.cli.data_commands",
+    "vidlearn.cli.prepare_commands",
     "vidlearn.cli.motion_commands",
     "vidlearn.cli.model_commands",
     "vidlearn.cli.engine_commands",

@@ -7,7 +7,9 @@ Testing: one item is one video with all its views, ``V x C x T x H x W`` with
 Randomness is a pure function of (seed, epoch, item), so a run resumed at epoch e draws the same
 clips as the uninterrupted run, whatever the number of workers. Each worker process opens its own
 decoders, reads only the frames a clip needs (resized to the short side while decoding), and uses
-one decoder thread: the workers already occupy the cores.
+one decoder thread: the workers already occupy the cores. Videos held by a prepared-data store
+(``vidlearn.data.prepared``) at the clips' short side are read from it instead: the same frames,
+without decoding.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlearn.data.index import IndexEntry, VideoIndex
+from vidlearn.data.prepared import PreparedStore
 from vidlearn.data.samplers import Clip, ClipSpec, random_clip, tsn_segments, uniform_clips
 from vidlearn.data.transforms import KINETICS_MEAN, KINETICS_STD, test_views, train_views
-from vidlearn.errors import VideoReadError
+from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.io import open_video
 
 
@@ -39,17 +42,24 @@ class ClipDataset(Dataset):
     Items: ``(clip C x T x H x W, label)`` when training; ``(views V x C x T x H x W, label, video)``
     when testing. Keys may be plain positions or ``(epoch, position)`` pairs (see ``EpochSampler``).
     A video that fails to decode is reported on stderr and replaced by the next one, so training
-    goes on; ``failed`` lists such paths seen by this process.
+    goes on; ``failed`` lists such paths seen by this process. ``prepared``: a store whose short
+    side is the clips'; the videos it holds are read from it instead of decoded.
     """
 
-    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization()):
+    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), prepared: PreparedStore | None = None):
         if len(index) == 0:
             raise VideoReadError(index.source.root, "the dataset has no usable videos")
+        if prepared is not None and prepared.settings.short_side != spec.short_side:
+            raise BadArgumentError(
+                f"the prepared store {prepared.folder} holds frames at short side {prepared.settings.short_side}, "
+                f"the clips want {spec.short_side}: prepare with --short-side {spec.short_side}"
+            )
         self.index = index
         self.spec = spec
         self.train = train
         self.seed = seed
         self.normalization = normalization
+        self.prepared = prepared
         self.failed: list[str] = []
 
     @property
@@ -76,8 +86,14 @@ class ClipDataset(Dataset):
                     print(f"vidlearn: skipping unreadable video: {exc}", file=sys.stderr)
         raise VideoReadError(self.index.source.root, "no video in the dataset could be decoded")
 
+    def _open(self, entry: IndexEntry):
+        """The entry's video: its prepared frames when the store holds them, else a decoder."""
+        if self.prepared is not None and self.prepared.has(entry.path):
+            return self.prepared.open(entry.path)
+        return open_video(entry.path, size=self.spec.short_side, threads=1, frame_count=entry.frames)
+
     def _load(self, entry: IndexEntry, epoch: int, position: int):
-        with open_video(entry.path, size=self.spec.short_side, threads=1, frame_count=entry.frames) as video:
+        with self._open(entry) as video:
             first, count = segment_frames(entry, video.frame_times())
             if self.train:
                 rng = np.random.default_rng([self.seed, epoch, position])

@@ -30,7 +30,9 @@ class TrainConfig:
     segments spanning the video). ``input``: what the model sees, "rgb", "flow" (``2 x (T-1)``
     optical flow) or "rgb+flow" (``5 x T``, for ``two_stream``); flow is computed with
     ``flow_method`` on the fly, or read from ``flow_store`` (a folder made by ``vidlearn
-    flow-extract``). ``label_fraction``: train on this fraction of each class's training videos
+    flow-extract``). ``prepared``: read RGB frames from a store made by ``vidlearn prepare`` (fast):
+    "auto" uses the dataset's default store for ``short_side`` if there is one, "off" never, or a
+    store's folder. ``label_fraction``: train on this fraction of each class's training videos
     (few-label experiments). ``init``: a checkpoint whose matching weights start the model (2D weights
     are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``).
     """
@@ -69,6 +71,7 @@ class TrainConfig:
     input: str = "rgb"
     flow_method: str = DEFAULT_METHOD
     flow_store: str | None = None
+    prepared: str = "auto"
     init: str | None = None
     label_fraction: float = 1.0
 
@@ -95,6 +98,8 @@ class TrainConfig:
             raise BadArgumentError(f"input={self.input} needs num_frames >= 2 (T-1 flow fields), got {self.num_frames}")
         if self.target_fps is not None:
             self.stride = None
+        if isinstance(self.prepared, bool):  # YAML reads a bare off / on as a boolean
+            self.prepared = "auto" if self.prepared else "off"
         self.clip_spec(train=True)  # validates the clip geometry now rather than in a worker
 
     def clip_spec(self, train: bool, hflip: bool = True) -> ClipSpec:

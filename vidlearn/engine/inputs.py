@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
+from pathlib import Path
 from typing import Any
 
 from vidlearn.data.dataset import ClipDataset, Normalization
 from vidlearn.data.index import VideoIndex
+from vidlearn.data.prepared import MANIFEST as PREPARED_MANIFEST, PreparedSettings, PreparedStore, default_prepared_folder
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.motion.dataset import INPUT_CHANNELS, FlowClipDataset, FlowViews
 from vidlearn.motion.flow import DEFAULT_METHOD
@@ -42,12 +46,40 @@ def with_store_method(config: Any, dataset_root: str) -> Any:
 
 
 def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization()) -> ClipDataset:
-    """A ``ClipDataset`` of RGB clips, or a ``FlowClipDataset`` when the config asks for flow."""
+    """A ``ClipDataset`` of RGB clips (read from a prepared-data store when the config's
+    ``prepared`` picks one), or a ``FlowClipDataset`` when the config asks for flow."""
     settings = input_settings(config)
     if settings["input"] == "rgb":
-        return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization)
+        prepared = prepared_store(_getter(config)("prepared", "auto"), index.source.root, spec.short_side)
+        return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization, prepared=prepared)
     store = FlowStore(settings["flow_store"], index.source.root) if settings["flow_store"] else None
     return FlowClipDataset(index, spec, train, seed, normalization, input=settings["input"], method=settings["flow_method"], store=store)
+
+
+def prepared_store(setting: str, dataset_root: str, short_side: int) -> PreparedStore | None:
+    """The prepared-data store that a ``prepared`` setting picks, or None to decode the originals.
+
+    ``"auto"``: the default store of (dataset, short side) if ``vidlearn prepare`` made one;
+    ``"off"``: none; else the store's folder. A store of another short side is not used: its frames
+    would have to be resized again, and then would differ from decoded ones.
+    """
+    if setting == "off":
+        return None
+    folder = default_prepared_folder(dataset_root, PreparedSettings(short_side)) if setting == "auto" else Path(setting)
+    if setting == "auto" and not (folder / PREPARED_MANIFEST).exists():
+        return None
+    store = PreparedStore(folder, dataset_root)
+    if store.settings.short_side != short_side:
+        _say_once(f"the prepared store {folder} has short side {store.settings.short_side}, the clips {short_side}: decoding the original videos")
+        return None
+    _say_once(f"reading prepared frames from {folder}")
+    return store
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    # Training builds a train and a test dataset: one line for both.
+    print(f"vidlearn: {message}", file=sys.stderr)
 
 
 def prediction_views(config: Any, spec: ClipSpec, normalization: Normalization) -> FlowViews | None:

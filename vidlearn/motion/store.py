@@ -21,23 +21,19 @@ video, so the union of the shards equals a one-machine run byte for byte.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import multiprocessing
-import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vidlearn.data.index import cache_dir
-from vidlearn.errors import BadArgumentError, VidlearnError, VideoReadError
-from vidlearn.files import atomic_path, write_text_atomic
+from vidlearn.data.stores import JobReport, dataset_cache_folder, open_or_create, pending, read_manifest, run_jobs, store_path
+from vidlearn.data.stores import shard_of  # noqa: F401 (importable from here, where it used to live)
+from vidlearn.errors import BadArgumentError, VideoReadError
+from vidlearn.files import atomic_path
 from vidlearn.io import open_video
 from vidlearn.motion.flow import DEFAULT_METHOD, FlowEstimator, flow_params
-from vidlearn.progress import progress_bar
 
 STORE_VERSION = 1
 DEFAULT_BOUND = 20.0
@@ -82,9 +78,7 @@ class FlowSettings:
 def default_store_folder(dataset_root: str | Path, settings: FlowSettings) -> Path:
     """``$VIDLEARN_CACHE/flow/<dataset name>-<hash of its path>/<method>-s<short side>-step<k>``
     (the cache default is ``~/.cache/vidlearn``): datasets may live on read-only storage."""
-    root = Path(dataset_root).absolute()
-    digest = hashlib.sha1(str(root).encode()).hexdigest()[:10]
-    return cache_dir().parent / "flow" / f"{root.name}-{digest}" / f"{settings.method}-s{settings.short_side}-step{settings.step}"
+    return dataset_cache_folder("flow", dataset_root) / f"{settings.method}-s{settings.short_side}-step{settings.step}"
 
 
 class FlowStore:
@@ -93,21 +87,10 @@ class FlowStore:
     def __init__(self, folder: str | Path, dataset_root: str | Path):
         self.folder = Path(folder)
         self.dataset_root = Path(dataset_root).absolute()
-        manifest = self.folder / MANIFEST
-        if not manifest.exists():
-            raise BadArgumentError(f"{self.folder}: not a flow store (no {MANIFEST}); create it with `vidlearn flow-extract`")
-        try:
-            self.settings = FlowSettings(**json.loads(manifest.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise BadArgumentError(f"{manifest}: unreadable flow store manifest ({exc})") from exc
-        if self.settings.version != STORE_VERSION:
-            raise BadArgumentError(f"{manifest}: store version {self.settings.version}, this vidlearn reads {STORE_VERSION}; re-extract")
+        self.settings = read_manifest(self.folder, MANIFEST, FlowSettings, "flow store", "vidlearn flow-extract")
 
     def path_for(self, video: str | Path) -> Path:
-        relative = os.path.relpath(Path(video).absolute(), self.dataset_root)
-        if relative.startswith(".."):
-            raise BadArgumentError(f"{video} is not inside the dataset root {self.dataset_root}")
-        return self.folder / (relative + SUFFIX)
+        return store_path(self.folder, self.dataset_root, video, SUFFIX)
 
     def has(self, video: str | Path) -> bool:
         return self.path_for(video).exists()
@@ -126,70 +109,49 @@ class FlowStore:
 
 
 @dataclass
-class ExtractionReport:
-    """What one ``extract_flow`` call did."""
+class ExtractionReport(JobReport):
+    """What one ``extract_flow`` call did (``store`` and ``extracted`` name ``folder`` and ``done``)."""
 
-    store: Path
-    extracted: int = 0
-    already_done: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    bytes_written: int = 0
+    @property
+    def store(self) -> Path:
+        return self.folder
+
+    @property
+    def extracted(self) -> int:
+        return self.done
 
     def summary(self) -> str:
-        text = (
+        return (
             f"flow store {self.store}: {self.extracted} videos extracted "
             f"({self.bytes_written / 2**20:.1f} MiB), {self.already_done} already done, {len(self.failed)} failed"
-        )
-        return text + "".join(f"\n  failed: {path}: {reason}" for path, reason in self.failed)
+        ) + self.failures()
 
 
 def open_or_create_store(folder: str | Path, settings: FlowSettings, dataset_root: str | Path) -> FlowStore:
     """The store at ``folder``, created with ``settings`` if new; an existing store made with other
     settings is an error (mixing settings would give a model inconsistent inputs)."""
-    folder = Path(folder)
-    manifest = folder / MANIFEST
-    if manifest.exists():
-        store = FlowStore(folder, dataset_root)
-        if store.settings != settings:
-            raise BadArgumentError(
-                f"{folder} holds flow made with {asdict(store.settings)}; asked for {asdict(settings)}: use another --out"
-            )
-        return store
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(manifest, json.dumps(asdict(settings), indent=2) + "\n")
-    return FlowStore(folder, dataset_root)
+    return open_or_create(Path(folder), MANIFEST, settings, lambda: FlowStore(folder, dataset_root))
 
 
-def shard_of(videos: Iterable[str], shard: tuple[int, int]) -> list[str]:
-    """Shard ``i`` of ``n`` (0-based) of the sorted, de-duplicated videos: every n-th from the i-th."""
-    index, count = shard
-    if count < 1 or not 0 <= index < count:
-        raise BadArgumentError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
-    return sorted(set(videos))[index::count]
-
-
-def _extract_one(task: tuple[str, str, str, FlowSettings]) -> tuple[str, str | None, int]:
-    video, target, dataset_root, settings = task
+def _extract_one(task: tuple[str, str, FlowSettings]) -> int:
+    video, target, settings = task
     cv2.setNumThreads(1)  # one process per core already; also keeps results independent of threads
-    try:
-        with open_video(video, size=settings.short_side, threads=1) as reader:
-            frames = reader.info.frames
-            if frames <= settings.step:
-                raise VideoReadError(video, f"{frames} frame(s): flow with step {settings.step} needs at least {settings.step + 1}")
-            height, width = reader.frame_shape[:2]
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target, suffix=".npy") as temporary:
-                out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(frames - settings.step, height, width, 2))
-                count = 0
-                for count, flow in enumerate(settings.estimator().stream((block for _, block in reader.iter_chunks(32)), settings.step), 1):
-                    out[count - 1] = quantize(flow, settings.bound)
-                if count != len(out):
-                    raise VideoReadError(video, f"decoded {count + settings.step} frames, expected {frames}")
-                out.flush()
-                del out
-        return video, None, Path(target).stat().st_size
-    except VidlearnError as exc:
-        return video, str(exc), 0
+    with open_video(video, size=settings.short_side, threads=1) as reader:
+        frames = reader.info.frames
+        if frames <= settings.step:
+            raise VideoReadError(video, f"{frames} frame(s): flow with step {settings.step} needs at least {settings.step + 1}")
+        height, width = reader.frame_shape[:2]
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".npy") as temporary:
+            out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(frames - settings.step, height, width, 2))
+            count = 0
+            for count, flow in enumerate(settings.estimator().stream((block for _, block in reader.iter_chunks(32)), settings.step), 1):
+                out[count - 1] = quantize(flow, settings.bound)
+            if count != len(out):
+                raise VideoReadError(video, f"decoded {count + settings.step} frames, expected {frames}")
+            out.flush()
+            del out
+    return Path(target).stat().st_size
 
 
 def extract_flow(
@@ -208,28 +170,6 @@ def extract_flow(
     """
     store = open_or_create_store(folder, settings, dataset_root)
     report = ExtractionReport(store.folder)
-    todo = []
-    for video in shard_of(videos, shard):
-        if store.has(video):
-            report.already_done += 1
-        else:
-            todo.append((video, str(store.path_for(video)), str(store.dataset_root), settings))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    with progress_bar(len(todo), f"flow ({settings.method})", enabled=progress) as advance:
-        if workers == 1:
-            results = map(_extract_one, todo)
-            _collect(results, report, advance)
-        else:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                _collect(pool.imap_unordered(_extract_one, todo), report, advance)
+    tasks = [(video, (video, str(store.path_for(video)), settings)) for video in pending(videos, shard, store.has, report)]
+    run_jobs(_extract_one, tasks, report, f"flow ({settings.method})", workers, progress)
     return report
-
-
-def _collect(results, report: ExtractionReport, advance) -> None:
-    for video, error, size in results:
-        if error is None:
-            report.extracted += 1
-            report.bytes_written += size
-        else:
-            report.failed.append((video, error))
-        advance(text=Path(video).name)

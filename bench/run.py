@@ -1,0 +1,138 @@
+"""`make bench`: every benchmark suite in one run; writes bench/results.json and docs/benchmarks.md.
+
+    bench/.venv/bin/python bench/run.py                 # the full run (make bench), ~1 hour
+    .venv/bin/python bench/run.py --tiny --out DIR      # seconds: the CI check that it still runs
+
+Suites (each a module with ``run(ctx) -> list[Row]``): clips (sampling from the original files
+against decord, torchcodec and PyAV), prepared (a prepared store against decord on the originals),
+models (vidlearn's models against torchvision's, GEMM peak, memory), e2e (loader + model against
+the model alone). Peers that are not installed are left out (the tiny CI run has none but PyAV).
+
+docs/benchmarks.md keeps its hand-written sections; the run replaces only the part between the
+``<!-- make bench -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import Context, Row, machine_facts, write_results  # noqa: E402
+
+REPO = HERE.parent
+SUITES = ("clips", "prepared", "models", "e2e")
+SHARED_VIDEOS = REPO.parent / "shared" / "videos"
+BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+TITLES = {
+    "clips": "1. Clip sampling from the original files",
+    "prepared": "2. Prepared data against decord on the original files",
+    "models": "3. Models against torchvision's same architectures",
+    "e2e": "4. End-to-end training: loader + model against the model alone",
+    "peak": "5. Distance to the machine's limit (fp32 GEMM peak)",
+    "memory": "6. Peak memory of a training step at batch 8",
+}
+
+
+def synthesize_dataset(root: Path, videos: int, ctx: Context) -> Path:
+    from vidlearn.data.synth import synthesize
+
+    ctx.log(f"SynthActions: {videos} videos into {root}")
+    synthesize(root, num_videos=videos, seed=0, num_untrimmed=0, progress=False)
+    return root
+
+
+def markdown(rows: list[Row], facts: dict, command: str, seconds: float) -> str:
+    lines = [
+        BEGIN,
+        "## `make bench` results",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} in one run of {seconds / 60:.0f} min with:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()) + ".",
+        "",
+        "Every ratio is vidlearn / peer for rates (higher is better) and for costs (lower is better),",
+        "measured alternately in the same process; the median of the per-repeat ratios, with min-max.",
+        "The same rows are in `bench/results.json`.",
+    ]
+    for group, title in TITLES.items():
+        group_rows = [r for r in rows if r.group == group]
+        if not group_rows:
+            continue
+        lines += ["", f"### {title}", "", "| task | vidlearn | peer | ratio (min-max) | goal | met | notes |", "|---|---:|---:|---:|---|---|---|"]
+        for r in group_rows:
+            met = {True: "yes", False: "**no**", None: ""}[r.met()]
+            lines.append(
+                f"| {r.name} | {r.ours:.4g} {r.unit} | {r.peer:.4g} ({r.peer_name}) | {r.ratio:.2f} ({r.ratio_min:.2f}-{r.ratio_max:.2f}) "
+                f"| {r.goal} | {met} | {r.note} |"
+            )
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, block: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        title, _, body = text.partition("\n")
+        text = f"{title}\n\n{block}\n{body}"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run vidlearn's benchmark suites against their peers.")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long settings (CI): checks the suites still run")
+    parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated suites of {', '.join(SUITES)}")
+    parser.add_argument("--repeats", type=int, default=None, help="alternating repeats per row (default 5; tiny 1)")
+    parser.add_argument("--videos", type=Path, default=SHARED_VIDEOS, help="folder of real videos (default ../shared/videos)")
+    parser.add_argument("--synth-videos", type=int, default=None, help="SynthActions videos to render (default 90; tiny 18)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for results.json and benchmarks.md (default: bench/ and docs/)")
+    args = parser.parse_args(argv)
+    suites = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    repeats = args.repeats or (1 if args.tiny else 5)
+    videos = sorted(p for p in args.videos.glob("*") if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".webm", ".mov"}) if args.videos.is_dir() else []
+    if args.tiny:
+        videos = videos[:2]
+    command = "bench/.venv/bin/python bench/run.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vidlearn-bench-") as work:
+        ctx = Context(tiny=args.tiny, repeats=repeats, videos=videos, synth_root=None, work_dir=Path(work))
+        if not videos:
+            ctx.log(f"no videos in {args.videos}: the per-file rows are left out")
+        if {"clips", "prepared", "e2e"} & set(suites):
+            ctx.synth_root = synthesize_dataset(Path(work) / "synth", args.synth_videos or (18 if args.tiny else 90), ctx)
+        rows: list[Row] = []
+        for suite in suites:
+            ctx.log(f"suite {suite}")
+            rows += importlib.import_module(f"suite_{suite}").run(ctx)
+    seconds = time.perf_counter() - started
+    facts = machine_facts()
+    results = (args.out or HERE) / "results.json"
+    doc = (args.out / "benchmarks.md") if args.out else REPO / "docs" / "benchmarks.md"
+    write_results(rows, facts, command.strip(), results)
+    write_doc(doc, markdown(rows, facts, command.strip(), seconds))
+    missed = [r for r in rows if r.met() is False]
+    print(f"{len(rows)} rows in {seconds:.0f} s -> {results}, {doc}; goals missed: {len(missed)}")
+    for r in missed:
+        print(f"  missed: [{r.group}] {r.name} vs {r.peer_name}: {r.ratio:.2f} (goal {r.goal})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
