@@ -115,6 +115,20 @@ def test_clip_dataset_gives_the_same_clips_and_views_from_a_store(synth_subset, 
             assert torch.equal(want[0], have[0]) and want[1:] == have[1:], name
 
 
+def test_rgb_and_flow_clips_read_from_a_store_equal_decoded_ones(synth_subset, tmp_path):
+    """rgb+flow input (two_stream) reads its frames from the store too; flow is computed from them."""
+    from vidlearn.motion.dataset import FlowClipDataset
+
+    index = synth_subset
+    prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=1, progress=False)
+    store = PreparedStore(tmp_path / "store", index.source.root)
+    spec = ClipSpec(num_frames=4, stride=2, size=32, short_side=40)
+    decoding = FlowClipDataset(index, spec, True, seed=3, input="rgb+flow")
+    reading = FlowClipDataset(index, spec, True, seed=3, input="rgb+flow", prepared=store)
+    for k in range(len(index)):
+        assert torch.equal(decoding[(1, k)][0], reading[(1, k)][0])
+
+
 def test_resume_redoes_only_what_is_missing_or_changed(tmp_path):
     root = tmp_path / "data"
     paths = _folder_dataset(root)

@@ -46,14 +46,16 @@ def with_store_method(config: Any, dataset_root: str) -> Any:
 
 
 def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization()) -> ClipDataset:
-    """A ``ClipDataset`` of RGB clips (read from a prepared-data store when the config's
-    ``prepared`` picks one), or a ``FlowClipDataset`` when the config asks for flow."""
+    """A ``ClipDataset`` of RGB clips, or a ``FlowClipDataset`` when the config asks for flow; frames
+    come from a prepared-data store when the config's ``prepared`` picks one."""
     settings = input_settings(config)
+    prepared = prepared_store(_getter(config)("prepared", "auto"), index.source.root, spec.short_side)
     if settings["input"] == "rgb":
-        prepared = prepared_store(_getter(config)("prepared", "auto"), index.source.root, spec.short_side)
         return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization, prepared=prepared)
     store = FlowStore(settings["flow_store"], index.source.root) if settings["flow_store"] else None
-    return FlowClipDataset(index, spec, train, seed, normalization, input=settings["input"], method=settings["flow_method"], store=store)
+    return FlowClipDataset(
+        index, spec, train, seed, normalization, prepared=prepared, input=settings["input"], method=settings["flow_method"], store=store
+    )
 
 
 def prepared_store(setting: str, dataset_root: str, short_side: int) -> PreparedStore | None:

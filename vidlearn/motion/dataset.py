@@ -25,6 +25,7 @@ from einops import rearrange
 
 from vidlearn.data.dataset import ClipDataset, Normalization, read_clip
 from vidlearn.data.index import IndexEntry, VideoIndex
+from vidlearn.data.prepared import PreparedStore
 from vidlearn.data.samplers import Clip, ClipSpec
 from vidlearn.data.transforms import crop_origins, random_crop_origin, resize_short_side, to_float_cthw
 from vidlearn.errors import BadArgumentError
@@ -133,8 +134,8 @@ class FlowViews:
 class FlowClipDataset(ClipDataset):
     """``ClipDataset`` whose items are flow or RGB + flow clips (see ``FlowViews`` for the options)."""
 
-    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), **flow_options):
-        super().__init__(index, spec, train, seed, normalization)
+    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), prepared: PreparedStore | None = None, **flow_options):
+        super().__init__(index, spec, train, seed, normalization, prepared=prepared)
         self.views = FlowViews(spec, normalization=normalization, **flow_options)
 
     def train_tensor(self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
