@@ -115,26 +115,25 @@ class ClipJob:
         return len(self.items)
 
 
-def rows_for(name: str, job: ClipJob, ours: Reader, peers: dict[str, Reader], ctx: Context, goal: str, group: str, note: str = "") -> list[Row]:
-    """One row per peer for the same clips, plus which peer was best."""
-    rows = []
+def rows_for(name: str, job: ClipJob, ours: Reader, peers: dict[str, Reader], ctx: Context, goal: str, group: str) -> list[Row]:
+    """One row per peer that can read the file; a peer that fails is named in the rows' notes."""
+    rows, failures = [], []
     for peer_name, peer in peers.items():
-        rows.append(
-            compare(
-                name, timed_rate(lambda: job.run(ours)), timed_rate(lambda: job.run(peer)),
-                unit="clips/s", goal=goal, peer_name=peer_name, repeats=ctx.repeats, group=group, note=note,
-            )
+        try:
+            job.run(peer)
+        except Exception as exc:  # noqa: BLE001 - a peer's failure on a real file is a result too
+            failures.append(f"{peer_name} fails: {str(exc).strip().splitlines()[0][:120]}")
+            ctx.log(f"    {failures[-1]}")
+            continue
+        row = compare(
+            name, timed_rate(lambda: job.run(ours)), timed_rate(lambda: job.run(peer)),
+            unit="clips/s", goal=goal, peer_name=peer_name, repeats=ctx.repeats, group=group,
         )
-    return rows
-
-
-def best_peer_rows(rows: list[Row]) -> list[Row]:
-    """Of each name's rows (one per peer), the one against the fastest peer: the goal's row."""
-    best: dict[str, Row] = {}
+        ctx.log(f"    vs {peer_name}: {row.ours:.1f} vs {row.peer:.1f} clips/s, ratio {row.ratio:.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})")
+        rows.append(row)
     for row in rows:
-        if row.name not in best or row.peer > best[row.name].peer:
-            best[row.name] = row
-    return list(best.values())
+        row.note = "; ".join(failures)
+    return rows
 
 
 def run(ctx: Context) -> list[Row]:

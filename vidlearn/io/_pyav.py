@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -154,8 +155,11 @@ class OutputGeometry:
             frame, width=self.decode_width, height=self.decode_height, format="rgb24", interpolation="BILINEAR"
         ).to_ndarray()
         if self.rotation:
-            rgb = np.ascontiguousarray(np.rot90(rgb, k=self.rotation // 90))
+            rgb = cv2.rotate(rgb, _CV2_ROTATIONS[self.rotation])  # = np.rot90(rgb, k), 20x faster than copying it
         return rgb
+
+
+_CV2_ROTATIONS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
