@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated suites of {', '.join(SUITES)}")
     parser.add_argument("--repeats", type=int, default=None, help="alternating repeats per row (default 5; tiny 1)")
     parser.add_argument("--videos", type=Path, default=SHARED_VIDEOS, help="folder of real videos (default ../shared/videos)")
-    parser.add_argument("--synth-videos", type=int, default=None, help="SynthActions videos to render (default 90; tiny 18)")
+    parser.add_argument("--synth-videos", type=int, default=None, help="SynthActions videos to render (default 180; tiny 18)")
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json and benchmarks.md (default: bench/ and docs/)")
     args = parser.parse_args(argv)
     suites = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if not videos:
             ctx.log(f"no videos in {args.videos}: the per-file rows are left out")
         if {"clips", "prepared", "e2e"} & set(suites):
-            ctx.synth_root = synthesize_dataset(Path(work) / "synth", args.synth_videos or (18 if args.tiny else 90), ctx)
+            ctx.synth_root = synthesize_dataset(Path(work) / "synth", args.synth_videos or (18 if args.tiny else 180), ctx)
         rows: list[Row] = []
         for suite in suites:
             ctx.log(f"suite {suite}")

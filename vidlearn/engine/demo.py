@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from vidlearn.data.prepared import PreparedSettings, prepare_videos
 from vidlearn.data.synth import CLASSES, synthesize
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.pretrain import PretrainConfig, pretrain
+from vidlearn.engine.sources import load_splits
 from vidlearn.engine.train import train
 from vidlearn.errors import BadArgumentError
 from vidlearn.viz.confusion import plot_confusion
@@ -175,6 +177,10 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
     data_root = out / "synthactions"
     synth = synthesize(data_root, num_videos=settings.videos_per_class * len(CLASSES), seed=settings.seed, num_untrimmed=2, progress=progress)
     pairs = time_reversed_pairs(data_root)
+    # Decoded once at the clips' short side: every run below then reads frames instead of decoding.
+    prepared = out / f"prepared-s{settings.short_side}"
+    train_index, test_index = load_splits(str(data_root), progress=False)
+    prepare_videos([e.path for e in (*train_index, *test_index)], prepared, data_root, PreparedSettings(settings.short_side), progress=progress)
     pretraining = None
     if any(run.section == VIDEOMAE_SECTION for run in settings.runs):
         if progress:
@@ -184,7 +190,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
                 data=str(data_root), out=str(out / "videomae"), encoder="tiny", epochs=settings.pretrain_epochs,
                 batch_size=settings.batch_size, num_frames=settings.num_frames, target_fps=settings.target_fps,
                 size=settings.size, short_side=settings.short_side, hflip=False, seed=settings.seed,
-                picture_every=max(1, settings.pretrain_epochs // 2),
+                picture_every=max(1, settings.pretrain_epochs // 2), prepared=str(prepared),
             ),
             progress=progress,
         )
@@ -207,6 +213,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
             short_side=settings.short_side,
             test_clips=settings.test_clips,
             seed=settings.seed,
+            prepared=str(prepared),
         )
         config = TrainConfig(**{**values, **{k: (str(out / v) if k == "init" else v) for k, v in run.config.items()}})
         if config.init and not Path(config.init).exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, num_cli
     """
     loaded = load_checkpoint(checkpoint)
     record = loaded.record
-    config = TrainConfig(**{**record["config"], **{k: v for k, v in {"test_clips": num_clips, "test_crops": num_crops, "aggregation": aggregation}.items() if v is not None}})
+    overrides = {"test_clips": num_clips, "test_crops": num_crops, "aggregation": aggregation}
+    config = TrainConfig(**{**record["config"], **{k: v for k, v in overrides.items() if v is not None}})
+    if config.prepared not in ("auto", "off") and (data or not Path(config.prepared).exists()):
+        # The training run's store belongs to its dataset and machine: here, the evaluated dataset's own.
+        config = dataclasses.replace(config, prepared="auto")
     _, test_index = load_splits(data or config.data, config.split, progress=progress, classes=config.classes)
     if test_index.class_names != record["class_names"]:
         raise BadArgumentError(f"{checkpoint}: the model's classes differ from the dataset's ({len(record['class_names'])} vs {len(test_index.class_names)} classes)")

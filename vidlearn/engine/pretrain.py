@@ -19,6 +19,7 @@ import torch
 
 from vidlearn import __version__
 from vidlearn.data.dataset import ClipDataset, EpochSampler, make_loader
+from vidlearn.engine.inputs import prepared_store
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from vidlearn.engine.logs import MetricsLog
@@ -38,7 +39,8 @@ class PretrainConfig:
     """A pre-training run. ``encoder``: the ViT size (tiny, small, base); clips of ``num_frames``
     frames every ``stride`` frames (or at ``target_fps``), short side ``short_side``, random
     ``size`` crops (mirrored at random unless ``hflip`` is False). AdamW with warm-up and cosine
-    decay, the VideoMAE paper's betas (0.9, 0.95) and weight decay 0.05."""
+    decay, the VideoMAE paper's betas (0.9, 0.95) and weight decay 0.05. ``prepared``: frames from a
+    ``vidlearn prepare`` store, as in training ("auto", "off" or a store's folder)."""
 
     data: str = "synth"
     out: str = "runs/pretrain"
@@ -61,6 +63,7 @@ class PretrainConfig:
     device: str = "auto"
     max_steps_per_epoch: int | None = None
     picture_every: int = 5
+    prepared: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -86,7 +89,9 @@ def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(config.device)
-    dataset = ClipDataset(unlabelled_videos(config.data, progress=progress), config.clip_spec(), train=True, seed=config.seed)
+    videos = unlabelled_videos(config.data, progress=progress)
+    prepared = prepared_store(config.prepared, videos.source.root, config.short_side)
+    dataset = ClipDataset(videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared)
     torch.manual_seed(config.seed)
     model = VideoMAE(config.encoder, config.num_frames, (config.size, config.size), config.mask_ratio).to(device)
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
