@@ -153,19 +153,3 @@ def run(ctx: Context) -> list[Row]:
         rows += rows_for("SynthActions (all videos)", job, read_vidlearn, peers, ctx, GOAL_ORIGINALS, "clips")
     return rows
 
-
-if __name__ == "__main__":
-    import argparse
-    import sys
-
-    from harness import machine_facts
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("videos", nargs="*", type=Path)
-    parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    context = Context(tiny=args.tiny, repeats=args.repeats, videos=args.videos, synth_root=None, work_dir=Path("/tmp"))
-    print(machine_facts(), file=sys.stderr)
-    for row in run(context):
-        print(f"{row.name:45s} {row.peer_name:11s} ours {row.ours:8.2f} peer {row.peer:8.2f} ratio {row.ratio:5.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})")

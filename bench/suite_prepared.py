@@ -80,17 +80,3 @@ def run(ctx: Context) -> list[Row]:
             )
     return rows
 
-
-if __name__ == "__main__":
-    import argparse
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("videos", nargs="*", type=Path)
-    parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        context = Context(tiny=args.tiny, repeats=args.repeats, videos=args.videos, synth_root=None, work_dir=Path(work))
-        for row in run(context):
-            print(f"{row.name:45s} ours {row.ours:8.2f} peer {row.peer:8.2f} ratio {row.ratio:6.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f}) {row.note}")
