@@ -34,7 +34,10 @@ class TrainConfig:
     "auto" uses the dataset's default store for ``short_side`` if there is one, "off" never, or a
     store's folder. ``label_fraction``: train on this fraction of each class's training videos
     (few-label experiments). ``init``: a checkpoint whose matching weights start the model (2D weights
-    are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``).
+    are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``). ``fast``: on
+    a CPU, train through ``vidlearn.models.fast.optimize_for_training`` (channels-last, per-shape
+    weight gradients; equal to the plain model up to rounding); evaluation and prediction always use
+    ``optimize_for_inference`` on a CPU (docs/model-speed.md).
     """
 
     model: str = "single_frame"
@@ -72,6 +75,7 @@ class TrainConfig:
     flow_method: str = DEFAULT_METHOD
     flow_store: str | None = None
     prepared: str = "auto"
+    fast: bool = True
     init: str | None = None
     label_fraction: float = 1.0
 

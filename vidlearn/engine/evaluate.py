@@ -14,6 +14,7 @@ from vidlearn.data.dataset import ClipDataset, EpochSampler, Normalization, make
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.distributed import Distributed
+from vidlearn.engine.runtime import inference_model
 from vidlearn.engine.inputs import make_dataset
 from vidlearn.engine.metrics import EvaluationResult, evaluate_views
 from vidlearn.engine.modeling import model_from_record
@@ -31,7 +32,7 @@ def view_logits(model: nn.Module, dataset: ClipDataset, batch_size: int, device:
     results are gathered, so every video is counted exactly once.
     """
     dist = dist or Distributed()
-    model.eval()
+    model = inference_model(model, device)
     sampler = EpochSampler(len(dataset), shuffle=False, rank=dist.rank, num_replicas=dist.world_size)
     videos_per_batch = max(1, batch_size // dataset.views_per_video)
     loader = make_loader(dataset, videos_per_batch, sampler, workers)

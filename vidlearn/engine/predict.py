@@ -16,7 +16,7 @@ from vidlearn.data.transforms import test_views
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.inputs import prediction_views
 from vidlearn.engine.modeling import model_from_record
-from vidlearn.engine.runtime import pick_device
+from vidlearn.engine.runtime import inference_model, pick_device
 from vidlearn.io import open_video
 from vidlearn.progress import progress_bar
 
@@ -53,7 +53,7 @@ class Predictor:
         self.device = pick_device(device)
         self.model: nn.Module = model_from_record(self.record)
         self.model.load_state_dict(loaded.model)
-        self.model.to(self.device).eval()
+        self.model = inference_model(self.model.to(self.device), self.device)
         self.class_names: list[str] = self.record["class_names"]
         spec = self.record["input"]
         config = self.record["config"]

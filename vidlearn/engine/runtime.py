@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from torch import nn
 
 from vidlearn.errors import BadArgumentError
+from vidlearn.models.fast import optimize_for_inference
 
 
 def pick_device(name: str, dist=None) -> torch.device:
@@ -37,3 +39,12 @@ def autocast_context(amp: str, device: torch.device):
     else:
         dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def inference_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model to score clips with: on a CPU an eval-mode copy through
+    ``vidlearn.models.fast.optimize_for_inference`` (BatchNorm folded, channels-last, fused oneDNN
+    convolutions; equal to the plain model up to rounding), elsewhere the model in eval mode."""
+    if device.type == "cpu":
+        return optimize_for_inference(model)
+    return model.eval()

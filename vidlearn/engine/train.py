@@ -32,6 +32,7 @@ from vidlearn.engine.inputs import make_dataset, with_store_method
 from vidlearn.engine.modeling import build_model, load_initial_weights, model_cost
 from vidlearn.engine.runtime import autocast_context, pick_device
 from vidlearn.engine.sources import label_subset, load_splits
+from vidlearn.models.fast import optimize_for_training
 from vidlearn.errors import BadArgumentError
 from vidlearn.progress import progress_bar
 
@@ -92,6 +93,8 @@ class Trainer:
             if not self.quiet:
                 print(f"vidlearn: init from {config.init}: {self.init_report.summary()}")
         self.model.to(self.device)
+        if config.fast and self.device.type == "cpu":
+            optimize_for_training(self.model)  # in place: same parameters, same state-dict keys
         self.cost = model_cost(self.model, config)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config.weight_decay), lr=config.lr)
         self.sampler = EpochSampler(len(self.train_set), shuffle=True, seed=config.seed, rank=self.dist.rank, num_replicas=self.dist.world_size)
