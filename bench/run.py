@@ -83,6 +83,19 @@ def markdown(rows: list[Row], facts: dict, command: str, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def save(rows: list[Row], command: str, seconds: float, out: Path | None, unfinished: list[str]) -> None:
+    """Write results.json and the benchmarks.md block (to ``out``, else bench/ and docs/)."""
+    facts = machine_facts()
+    table = markdown(rows, facts, command, seconds)
+    if unfinished:
+        table = table.replace(END, f"\n(run interrupted or still going: suites {', '.join(unfinished)} not measured yet)\n{END}")
+    results = (out or HERE) / "results.json"
+    doc = (out / "benchmarks.md") if out else REPO / "docs" / "benchmarks.md"
+    write_results(rows, facts, command, results)
+    write_doc(doc, table)
+    print(f"{len(rows)} rows after {seconds:.0f} s -> {results}, {doc}")
+
+
 def write_doc(path: Path, block: str) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     if BEGIN in text and END in text:
@@ -126,21 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         if {"clips", "prepared", "e2e"} & set(suites):
             ctx.synth_root = synthesize_dataset(Path(work) / "synth", args.synth_videos or (18 if args.tiny else 180), ctx)
         rows: list[Row] = []
-        for suite in suites:
+        complete = not args.tiny and suites == list(SUITES) and args.videos == [SHARED_VIDEOS]
+        for done, suite in enumerate(suites, 1):
             ctx.log(f"suite {suite}")
             rows += importlib.import_module(f"suite_{suite}").run(ctx)
+            if args.out or complete:  # after every suite, so that an interrupted run keeps what it measured
+                save(rows, command.strip(), time.perf_counter() - started, args.out, unfinished=suites[done:])
     seconds = time.perf_counter() - started
-    facts = machine_facts()
-    table = markdown(rows, facts, command.strip(), seconds)
-    complete = not args.tiny and suites == list(SUITES) and args.videos == [SHARED_VIDEOS]
-    if args.out or complete:
-        results = (args.out or HERE) / "results.json"
-        doc = (args.out / "benchmarks.md") if args.out else REPO / "docs" / "benchmarks.md"
-        write_results(rows, facts, command.strip(), results)
-        write_doc(doc, table)
-        print(f"{len(rows)} rows in {seconds:.0f} s -> {results}, {doc}")
-    else:  # a partial run never overwrites the full run's results
-        print(table)
+    if not (args.out or complete):  # a partial run never overwrites the full run's results
+        print(markdown(rows, machine_facts(), command.strip(), seconds))
     missed = [r for r in rows if r.met() is False]
     print(f"goals missed: {len(missed)}")
     for r in missed:

@@ -398,7 +398,7 @@ def memory_row(setting: Setting, ctx: Context, label: str) -> Row:
             result = _run_probe(setting, side, ctx)
             (ours_values if side == "ours" else peer_values).append(result["step_mib"])
             (ours_peaks if side == "ours" else peer_peaks).append(result["peak_mib"])
-    batch_note = "" if ctx.tiny or setting.memory_batch == MEMORY_BATCH else f" (batch {MEMORY_BATCH} at this size needs more than this machine's 24 GiB)"
+    batch_note = "" if ctx.tiny or setting.memory_batch == MEMORY_BATCH else f" (batch {MEMORY_BATCH} would need about {MEMORY_BATCH // setting.memory_batch} x this increase, more than a shared 24 GiB machine gives)"
     return row_from(
         f"{setting.name} training step at batch {setting.memory_batch}: peak resident memory", ours_values, peer_values,
         unit="MiB", goal=GOAL_MEMORY, peer_name=label, group="memory",

@@ -191,3 +191,13 @@ def test_two_process_distributed_training(synth_root, tmp_path):
     _, test_index = load_splits(str(synth_root), classes=CLASSES.split(","), progress=False)
     assert metrics["num_videos"] == len(test_index)
     assert metrics["num_views"] == len(test_index) * 2
+
+
+def test_fast_training_is_used_where_it_pays():
+    """fast=None picks the fast CPU path for models of >= 2 GFLOPs per clip only; True/False decide; never on a GPU."""
+    from vidlearn.engine.train import use_fast_training
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert use_fast_training(None, cpu, 40_000_000_000) and not use_fast_training(None, cpu, 200_000_000)
+    assert use_fast_training(True, cpu, 1) and not use_fast_training(False, cpu, 10**12)
+    assert not use_fast_training(None, gpu, 10**12) and not use_fast_training(True, gpu, 10**12)

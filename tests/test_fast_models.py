@@ -420,3 +420,16 @@ def test_compiled_training_path_equals_plain():
     assert_close(fast_loss, plain_loss)
     for p, q in zip(plain.parameters(), model.parameters()):  # the compiled wrapper trains model's parameters
         assert_close(q.grad, p.grad)
+
+
+def test_training_path_keeps_2d_weights_contiguous():
+    """oneDNN's channels-last 2D backward-weights kernel is wrong for 1 x 1 stride-2 kernels (torch
+    2.13/2.14 on AVX2): the training path leaves 2D weights in the default layout, and stays exact."""
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Conv2d(16, 32, 1, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 16, 4)).double()
+    model = optimize_for_training(copy.deepcopy(plain))
+    assert model[0].weight.is_contiguous()
+    x = torch.randn(2, 16, 8, 8, dtype=torch.float64)
+    plain(x).sum().backward()
+    model(x).sum().backward()
+    assert_close(model[0].weight.grad, plain[0].weight.grad, 1e-10)

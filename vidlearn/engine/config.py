@@ -36,7 +36,8 @@ class TrainConfig:
     (few-label experiments). ``init``: a checkpoint whose matching weights start the model (2D weights
     are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``). ``fast``: on
     a CPU, train through ``vidlearn.models.fast.optimize_for_training`` (channels-last, per-shape
-    weight gradients; equal to the plain model up to rounding); evaluation and prediction always use
+    weight gradients; equal to the plain model up to rounding); None (default) does so for models
+    of at least 2 GFLOPs per clip, where it measured faster; evaluation and prediction always use
     ``optimize_for_inference`` on a CPU (docs/model-speed.md).
     """
 
@@ -75,7 +76,7 @@ class TrainConfig:
     flow_method: str = DEFAULT_METHOD
     flow_store: str | None = None
     prepared: str = "auto"
-    fast: bool = True
+    fast: bool | None = None
     init: str | None = None
     label_fraction: float = 1.0
 

@@ -67,6 +67,18 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+# Below this many multiply-adds per clip the fast training path measured 5-12% slower (the demo's
+# 64 x 64 models); above it (the ResNets and MViT at their clip sizes) 1.1-1.2x faster (docs/model-speed.md).
+FAST_TRAINING_MIN_FLOPS = 2e9
+
+
+def use_fast_training(setting: bool | None, device: torch.device, flops_per_clip: int) -> bool:
+    """``fast``: True / False, or None (auto: on a CPU, for models where it pays)."""
+    if setting is not None:
+        return bool(setting) and device.type == "cpu"
+    return device.type == "cpu" and flops_per_clip >= FAST_TRAINING_MIN_FLOPS
+
+
 class Trainer:
     """Trains ``config.model`` on ``config.data``; ``run()`` does the whole job."""
 
@@ -93,9 +105,9 @@ class Trainer:
             if not self.quiet:
                 print(f"vidlearn: init from {config.init}: {self.init_report.summary()}")
         self.model.to(self.device)
-        if config.fast and self.device.type == "cpu":
-            optimize_for_training(self.model)  # in place: same parameters, same state-dict keys
         self.cost = model_cost(self.model, config)
+        if use_fast_training(config.fast, self.device, self.cost["flops"]):
+            optimize_for_training(self.model)  # in place: same parameters, same state-dict keys
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config.weight_decay), lr=config.lr)
         self.sampler = EpochSampler(len(self.train_set), shuffle=True, seed=config.seed, rank=self.dist.rank, num_replicas=self.dist.world_size)
         self.loader = make_loader(self.train_set, config.batch_size, self.sampler, config.workers)
