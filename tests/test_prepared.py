@@ -263,3 +263,16 @@ def test_prepare_command(tmp_path):
     missing = vidlearn(str(tmp_path / "nowhere"), "--short-side", "32")
     assert missing.returncode == 2 and "nowhere" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
+
+
+def test_loader_reads_prepared_items_in_the_training_process(synth_subset, tmp_path):
+    """Default workers: none for a prepared store (cheaper than moving batches between processes), one per core otherwise."""
+    from vidlearn.data.dataset import EpochSampler, default_workers, make_loader
+
+    index = synth_subset
+    prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=1, progress=False)
+    spec = ClipSpec(num_frames=4, stride=2, size=32, short_side=40)
+    sampler = EpochSampler(len(index), shuffle=True)
+    reading = ClipDataset(index, spec, train=True, prepared=PreparedStore(tmp_path / "store", index.source.root))
+    assert make_loader(reading, 2, sampler).num_workers == 0
+    assert make_loader(ClipDataset(index, spec, train=True), 2, sampler).num_workers == default_workers()

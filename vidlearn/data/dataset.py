@@ -63,6 +63,11 @@ class ClipDataset(Dataset):
         self.failed: list[str] = []
 
     @property
+    def reads_without_decoding(self) -> bool:
+        """Whether items come from a prepared store (cheap: no decoding, no flow to compute)."""
+        return self.prepared is not None
+
+    @property
     def class_names(self) -> list[str]:
         return self.index.class_names
 
@@ -193,8 +198,15 @@ def _quiet_worker(_worker_id: int) -> None:
 
 
 def make_loader(dataset: ClipDataset, batch_size: int, sampler: EpochSampler, workers: int | None = None) -> DataLoader:
-    """A DataLoader that keeps the cores busy decoding while the model computes."""
-    workers = default_workers() if workers is None else workers
+    """A DataLoader that keeps the cores busy decoding while the model computes.
+
+    Default ``workers``: one per core when items are decoded; none (items loaded in the training
+    process) when they come from a prepared store: there, moving batches between processes costs
+    more than reading them (measured on 2 cores: 0.86x of model-only throughput in-process against
+    0.57-0.72x with 1-2 workers; `bench/suite_e2e.py`, docs/benchmarks.md).
+    """
+    if workers is None:
+        workers = 0 if getattr(dataset, "reads_without_decoding", False) else default_workers()
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -138,6 +138,10 @@ class FlowClipDataset(ClipDataset):
         super().__init__(index, spec, train, seed, normalization, prepared=prepared)
         self.views = FlowViews(spec, normalization=normalization, **flow_options)
 
+    @property
+    def reads_without_decoding(self) -> bool:
+        return self.prepared is not None and self.views.store is not None  # else flow is computed per clip
+
     def train_tensor(self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
         return self.views.train_tensor(entry.path, video, clip, first, rng)
 
