@@ -230,23 +230,26 @@ def training_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx:
     peer_model.zero_grad(set_to_none=True)
     ours_opt, peer_opt = make_optimizer(ours), make_optimizer(peer_model)
 
-    def run(model, optimizer):
-        def work() -> int:
-            train_step(model, optimizer, clips, labels)
-            return batch
-
-        return timed_rate(work)
-
     repeats = _repeats(setting, ctx)
     levers = MVIT_TRAINING_LEVERS if setting.name == "mvit_v2_s" else TRAINING_LEVERS
     randomness = "; dropout and stochastic depth off for the comparison" if setting.name == "mvit_v2_s" else ""
     row = compare(
-        f"{setting.name} training step", run(ours, ours_opt), run(peer_model, peer_opt), unit="clips/s", goal=GOAL_SPEED,
+        f"{setting.name} training step", training_rate(ours, ours_opt, clips, labels), training_rate(peer_model, peer_opt, clips, labels), unit="clips/s", goal=GOAL_SPEED,
         peer_name=label, repeats=repeats, group="models",
         note=(f"batch {batch} x {_shape(setting.clip)}, SGD; train mode: max |output diff| {out_diff:.2g}, "
               f"|loss diff| {loss_diff:.2g}, max |gradient diff| {grad_diff:.2g} (gradients up to {grad_scale:.2g}){randomness}; {levers}"),
     )
     return row, out_diff
+
+
+def training_rate(model: nn.Module, optimizer, clips: torch.Tensor, labels: torch.Tensor):
+    """A measurement: one training step on ``clips``; clips/s."""
+
+    def work() -> int:
+        train_step(model, optimizer, clips, labels)
+        return len(clips)
+
+    return timed_rate(work)
 
 
 def compiled_training_row(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str) -> Row:
@@ -266,15 +269,8 @@ def compiled_training_row(setting: Setting, ours_plain: nn.Module, peer: nn.Modu
     ours.zero_grad(set_to_none=True)
     ours_opt, peer_opt = make_optimizer(ours), make_optimizer(peer_model)
 
-    def run(model, optimizer):
-        def work() -> int:
-            train_step(model, optimizer, clips, labels)
-            return batch
-
-        return timed_rate(work)
-
     return compare(
-        f"{setting.name} training step, torch.compile", run(ours, ours_opt), run(peer_model, peer_opt), unit="clips/s",
+        f"{setting.name} training step, torch.compile", training_rate(ours, ours_opt, clips, labels), training_rate(peer_model, peer_opt, clips, labels), unit="clips/s",
         goal=GOAL_SPEED, peer_name=label, repeats=_repeats(setting, ctx), group="models",
         note=(f"batch {batch} x {_shape(setting.clip)}, SGD; train mode: max |output diff| {out_diff:.2g}; the fast path "
               f"under torch.compile (inductor fuses BatchNorm, ReLU and their gradients); compiling and the first step "
