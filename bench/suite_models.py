@@ -187,18 +187,10 @@ def inference_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx
         diff = max_abs_diff(fast(clips), peer(clips))
         scale = peer(clips).abs().max().item()
 
-    def run(model):
-        def work() -> int:
-            with torch.inference_mode():
-                model(clips)
-            return batch
-
-        return timed_rate(work)
-
     repeats = _repeats(setting, ctx)
     levers = MVIT_INFERENCE_LEVERS if setting.name == "mvit_v2_s" else INFERENCE_LEVERS
     row = compare(
-        f"{setting.name} inference", run(fast), run(peer), unit="clips/s", goal=GOAL_SPEED, peer_name=label,
+        f"{setting.name} inference", inference_rate(fast, clips), inference_rate(peer, clips), unit="clips/s", goal=GOAL_SPEED, peer_name=label,
         repeats=repeats, group="models",
         note=(f"batch {batch} x {_shape(setting.clip)}; max |output diff| {diff:.2g} (outputs up to {scale:.3g}); "
               f"{levers}; preparing the fast copy {prepare_s:.1f} s"),
@@ -240,6 +232,17 @@ def training_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx:
               f"|loss diff| {loss_diff:.2g}, max |gradient diff| {grad_diff:.2g} (gradients up to {grad_scale:.2g}){randomness}; {levers}"),
     )
     return row, out_diff
+
+
+def inference_rate(model: nn.Module, clips: torch.Tensor):
+    """A measurement: one forward pass on ``clips`` without autograd; clips/s."""
+
+    def work() -> int:
+        with torch.inference_mode():
+            model(clips)
+        return len(clips)
+
+    return timed_rate(work)
 
 
 def training_rate(model: nn.Module, optimizer, clips: torch.Tensor, labels: torch.Tensor):
@@ -481,16 +484,8 @@ def lever_rows(name: str, ctx: Context, batch: int | None = None, mode: str = "b
             variants["fast path + torch.compile"] = compiled
         plain = copy.deepcopy(ours).eval()
 
-        def run(model):
-            def work() -> int:
-                with torch.inference_mode():
-                    model(clips)
-                return b
-
-            return timed_rate(work)
-
         for variant, model in variants.items():
-            o, p = alternate(run(model), run(plain), ctx.repeats)
+            o, p = alternate(inference_rate(model, clips), inference_rate(plain, clips), ctx.repeats)
             rows.append(row_from(f"{name} inference: {variant}", o, p, unit="clips/s", goal="", peer_name="vidlearn plain eager",
                                  note=f"batch {b}", group="levers"))
             ctx.log(f"levers: {rows[-1].name}: {rows[-1].ratio:.2f} x plain ({rows[-1].ratio_min:.2f}-{rows[-1].ratio_max:.2f})")

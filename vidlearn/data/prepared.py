@@ -39,7 +39,7 @@ from vidlearn.data.index import _file_stamp
 from vidlearn.data.stores import JobReport, dataset_cache_folder, open_or_create, pending, read_manifest, run_jobs, shard_of, store_path
 from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.files import atomic_path, write_text_atomic
-from vidlearn.io import VideoInfo, VideoReader, open_video
+from vidlearn.io import VideoInfo, VideoReader, check_frame_indices, open_video
 from vidlearn.progress import progress_bar
 
 STORE_VERSION = 1
@@ -103,9 +103,7 @@ class PreparedVideo:
     def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``N x H x W x 3``."""
         wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
-        bad = wanted[(wanted < 0) | (wanted >= len(self))]
-        if bad.size:
-            raise BadArgumentError(f"{self.path}: frame index {int(bad[0])} out of range (the video has {len(self)} frames, 0..{len(self) - 1})")
+        check_frame_indices(self.path, wanted, len(self))
         return np.asarray(self._frames[wanted])
 
 

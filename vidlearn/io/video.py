@@ -145,11 +145,7 @@ class VideoReader:
         wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
         if wanted.size == 0:
             return np.zeros((0, *self.frame_shape), dtype=np.uint8)
-        bad = wanted[(wanted < 0) | (wanted >= self.info.frames)]
-        if bad.size:
-            raise BadArgumentError(
-                f"{self.path}: frame index {int(bad[0])} out of range (the video has {self.info.frames} frames, 0..{self.info.frames - 1})"
-            )
+        check_frame_indices(self.path, wanted, self.info.frames)
         unique = sorted(set(wanted.tolist()))
         decoded = self._decoder.frames_at(unique)
         missing = [k for k in unique if k not in decoded]
@@ -195,6 +191,13 @@ class VideoReader:
                 block = []
         if block:
             yield start, np.stack(block)
+
+
+def check_frame_indices(path: str, indices: np.ndarray, frames: int) -> None:
+    """``BadArgumentError`` naming the first index outside ``0 .. frames - 1``."""
+    bad = indices[(indices < 0) | (indices >= frames)]
+    if bad.size:
+        raise BadArgumentError(f"{path}: frame index {int(bad[0])} out of range (the video has {frames} frames, 0..{frames - 1})")
 
 
 def _check_size(size: Size) -> Size:
