@@ -257,6 +257,23 @@ def conv_calls(name: str) -> list[tuple[nn.Conv3d, tuple[int, ...]]]:
     return unique
 
 
+def assert_matches_float64(fast_conv: nn.Module, conv: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    """``fast_conv`` in float32 against ``conv`` in float64 autograd: output, input, weight and bias gradients."""
+    reference = copy.deepcopy(conv).double()
+    reference_x = x.clone().requires_grad_()
+    out = reference(reference_x)
+    grad = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+    out.backward(grad)
+    fast_x = x.float().requires_grad_()
+    fast_out = fast_conv(fast_x)
+    assert_close(fast_out, out)
+    fast_out.backward(grad.float())
+    assert_close(fast_x.grad, reference_x.grad)
+    assert_close(fast_conv.weight.grad, reference.weight.grad)
+    if reference.bias is not None:
+        assert_close(fast_conv.bias.grad, reference.bias.grad)
+
+
 @pytest.mark.parametrize("name", RESNETS)
 def test_fast_conv_gradients_equal_reference_float32(name):
     """float32 input and weight gradients of every FastConv3d of the model (channels-last oneDNN
@@ -268,17 +285,7 @@ def test_fast_conv_gradients_equal_reference_float32(name):
         fast_conv = optimize_for_training(copy.deepcopy(conv))
         assert isinstance(fast_conv, FastConv3d)
         x = torch.randn(shape, generator=generator, dtype=torch.float64)
-        weight = conv.weight.detach().double()
-        reference_x, reference_w = x.clone().requires_grad_(), weight.clone().requires_grad_()
-        out = nn.functional.conv3d(reference_x, reference_w, None, conv.stride, conv.padding)
-        grad = torch.randn(out.shape, generator=generator, dtype=torch.float64)
-        out.backward(grad)
-        fast_x = x.float().requires_grad_()
-        fast_out = fast_conv(fast_x)
-        assert_close(fast_out, out)
-        fast_out.backward(grad.float())
-        assert_close(fast_x.grad, reference_x.grad)
-        assert_close(fast_conv.weight.grad, reference_w.grad)
+        assert_matches_float64(fast_conv, conv, x, generator)
 
 
 def test_training_path_keeps_parameters_keys_and_optimizer():
@@ -389,18 +396,7 @@ def test_depthwise_conv_gradients_equal_reference(stride, size):
     fast_conv = optimize_for_training(copy.deepcopy(conv))
     assert isinstance(fast_conv, fast.FastDepthwiseConv3d)
     x = torch.randn(2, 8, *size, dtype=torch.float64)
-    reference_x = x.clone().requires_grad_()
-    reference = copy.deepcopy(conv).double()
-    out = reference(reference_x)
-    grad = torch.randn(out.shape, dtype=torch.float64)
-    out.backward(grad)
-    fast_x = x.float().requires_grad_()
-    fast_out = fast_conv(fast_x)
-    assert_close(fast_out, out)
-    fast_out.backward(grad.float())
-    assert_close(fast_x.grad, reference_x.grad)
-    assert_close(fast_conv.weight.grad, reference.weight.grad)
-    assert_close(fast_conv.bias.grad, reference.bias.grad)
+    assert_matches_float64(fast_conv, conv, x)
 
 
 @pytest.mark.slow
