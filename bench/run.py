@@ -10,14 +10,19 @@ models (vidlearn's models against torchvision's, GEMM peak, memory), e2e (loader
 the model alone). Peers that are not installed are left out (the tiny CI run has none but PyAV).
 
 docs/benchmarks.md keeps its hand-written sections; the run replaces only the part between the
-``<!-- make bench -->`` markers.
+``<!-- make bench -->`` markers. Outside ``--tiny``, each suite runs in a process of its own, so
+that no suite measures in the state another one left (allocator, thread pools, page cache of the
+decoders: in one process, r3d_18 training measured 3x slower after the decoding suites than alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +112,19 @@ def write_doc(path: Path, block: str) -> None:
     path.write_text(text)
 
 
+def run_suite(suite: str, ctx: Context, args: argparse.Namespace) -> list[Row]:
+    """One suite's rows: in this process (tiny runs, and the child of an isolated run), else in a
+    fresh process running this script on the same inputs."""
+    if args.tiny or args.rows_to:
+        return importlib.import_module(f"suite_{suite}").run(ctx)
+    rows_file = ctx.work_dir / f"rows-{suite}.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "--only", suite, "--repeats", str(ctx.repeats), "--rows-to", str(rows_file), "--videos", *map(str, ctx.videos or [ctx.work_dir / "no-videos"])]
+    if ctx.synth_root is not None:
+        command += ["--synth-root", str(ctx.synth_root)]
+    subprocess.run(command, check=True)
+    return [Row(**data) for data in json.loads(rows_file.read_text())]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run vidlearn's benchmark suites against their peers.")
     parser.add_argument("--tiny", action="store_true", help="seconds-long settings (CI): checks the suites still run")
@@ -118,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None,
         help="folder for results.json and benchmarks.md (default: bench/ and docs/ for a full run; a partial or tiny run only prints its table)",
     )
+    parser.add_argument("--rows-to", type=Path, default=None, help=argparse.SUPPRESS)  # the child of an isolated run
+    parser.add_argument("--synth-root", type=Path, default=None, help=argparse.SUPPRESS)  # its parent's SynthActions
     args = parser.parse_args(argv)
     suites = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(suites) - set(SUITES))
@@ -136,16 +156,23 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(tiny=args.tiny, repeats=repeats, videos=videos, synth_root=None, work_dir=Path(work))
         if not videos:
             ctx.log(f"no videos in {' '.join(map(str, args.videos))}: the per-file rows are left out")
-        if {"clips", "prepared", "e2e"} & set(suites):
+        if args.synth_root:
+            ctx.synth_root = args.synth_root
+        elif {"clips", "prepared", "e2e"} & set(suites):
             ctx.synth_root = synthesize_dataset(Path(work) / "synth", args.synth_videos or (18 if args.tiny else 180), ctx)
         rows: list[Row] = []
         complete = not args.tiny and suites == list(SUITES) and args.videos == [SHARED_VIDEOS]
         for done, suite in enumerate(suites, 1):
             ctx.log(f"suite {suite}")
-            rows += importlib.import_module(f"suite_{suite}").run(ctx)
+            rows += run_suite(suite, ctx, args)
+            if args.rows_to:
+                continue
             if args.out or complete:  # after every suite, so that an interrupted run keeps what it measured
                 save(rows, command.strip(), time.perf_counter() - started, args.out, unfinished=suites[done:])
     seconds = time.perf_counter() - started
+    if args.rows_to:
+        args.rows_to.write_text(json.dumps([dataclasses.asdict(row) for row in rows]))
+        return 0
     if not (args.out or complete):  # a partial run never overwrites the full run's results
         print(markdown(rows, machine_facts(), command.strip(), seconds))
     missed = [r for r in rows if r.met() is False]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,22 @@ def test_clip_dataset_gives_the_same_clips_and_views_from_a_store(synth_subset, 
             assert torch.equal(want[0], have[0]) and want[1:] == have[1:], name
 
 
+def test_uint8_items_normalised_by_model_input_equal_float_items(synth_subset, tmp_path):
+    """``normalize=False`` (the training loop's loader) gives uint8 clips and views that
+    ``model_input`` turns into exactly the floats of the default items, decoded or prepared."""
+    index = synth_subset
+    prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=1, progress=False)
+    store = PreparedStore(tmp_path / "store", index.source.root)
+    for train, spec in ((True, ClipSpec(num_frames=4, stride=3, size=32, short_side=40)), (False, ClipSpec(num_frames=4, stride=2, num_clips=2, num_crops=3, size=32, short_side=40))):
+        for prepared in (None, store):
+            floats = ClipDataset(index, spec, train=train, seed=5, prepared=prepared)
+            compact = ClipDataset(index, spec, train=train, seed=5, prepared=prepared, normalize=False)
+            want = torch.stack([floats[(2, k)][0] for k in range(len(index))])
+            have = torch.stack([compact[(2, k)][0] for k in range(len(index))])
+            assert have.dtype == torch.uint8 and have.shape == want.shape
+            assert torch.equal(compact.model_input(have), want) and floats.model_input(want) is want
+
+
 def test_rgb_and_flow_clips_read_from_a_store_equal_decoded_ones(synth_subset, tmp_path):
     """rgb+flow input (two_stream) reads its frames from the store too; flow is computed from them."""
     from vidlearn.motion.dataset import FlowClipDataset
@@ -154,6 +171,34 @@ def test_resume_redoes_only_what_is_missing_or_changed(tmp_path):
     store.sidecar_path(paths[0]).unlink()
     assert not store.has(paths[0])
     assert prepare_videos(paths, folder, root, PreparedSettings(32), workers=1, progress=False).done == 1
+
+
+def test_a_store_reopens_what_changed_since_it_opened_it(tmp_path):
+    """Opened videos are kept (memory map and sidecar) between clips, but never served stale: a
+    changed source or a rewritten or truncated array is noticed on the next open."""
+    root = tmp_path / "data"
+    paths = _folder_dataset(root, count=2)
+    folder = tmp_path / "store"
+    prepare_videos(paths, folder, root, PreparedSettings(32), workers=1, progress=False)
+    store = PreparedStore(folder, root)
+    first = store.open(paths[0]).get([0])
+    assert store.has(paths[0]) and np.array_equal(store.open(paths[0]).get([0]), first)
+
+    write_video(paths[0], moving_square_frames(7)[:, ::-1].copy(), fps=10)
+    os.utime(paths[0], ns=(1, 10**18))
+    assert not store.has(paths[0])
+    with pytest.raises(VideoReadError, match="not prepared"):
+        store.open(paths[0])
+    prepare_videos(paths, folder, root, PreparedSettings(32), workers=1, progress=False)
+    _assert_same_video(store, paths[0], 32)
+
+    store.open(paths[1])
+    truncated = store.array_path(paths[1])
+    truncated.write_bytes(truncated.read_bytes()[:-1000])
+    assert not store.has(paths[1])
+    with pytest.raises(VideoReadError, match="truncated"):
+        store.open(paths[1])
+    assert pickle.loads(pickle.dumps(store))._opened == {}  # a spawned worker gets no memory maps
 
 
 def test_verify_finds_corruption_and_open_names_a_truncated_array(tmp_path):

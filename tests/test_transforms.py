@@ -235,6 +235,19 @@ def test_to_float_cthw_layout():
     assert out[2, 2, 3, 4].item() == pytest.approx(2 / 255)  # B holds t
 
 
+def test_uint8_clips_normalised_as_a_batch_equal_clips_normalised_one_by_one():
+    """The training loop moves uint8 batches and normalises them where they land: bit for bit the
+    floats each clip would have been."""
+    generator = torch.Generator().manual_seed(0)
+    clips = [torch.randint(0, 256, (4, 6, 5, 3), dtype=torch.uint8, generator=generator) for _ in range(3)]
+    compact = torch.stack([tf.to_uint8_cthw(clip) for clip in clips])
+    assert compact.dtype == torch.uint8 and tuple(compact.shape) == (3, 3, 4, 6, 5) and compact.is_contiguous()
+    assert torch.equal(tf.normalize_clips(compact), torch.stack([tf.to_float_cthw(clip) for clip in clips]))
+    assert torch.equal(tf.normalize_clips(compact[1], **IDENTITY), tf.to_float_cthw(clips[1], **IDENTITY))
+    with pytest.raises(BadArgumentError, match="uint8"):
+        tf.normalize_clips(compact.float())
+
+
 @pytest.mark.parametrize("kwargs", [{"mean": (0.5, 0.5)}, {"std": (0.2, 0.0, 0.2)}])
 def test_to_float_cthw_bad_statistics(kwargs):
     with pytest.raises(BadArgumentError):

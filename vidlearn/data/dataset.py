@@ -3,6 +3,9 @@
 Training: one item is one random clip of one video, ``C x T x H x W`` float, with its label.
 Testing: one item is one video with all its views, ``V x C x T x H x W`` with
 ``V = num_clips x num_crops`` (clip-major: view ``v`` is clip ``v // num_crops``, crop ``v % num_crops``).
+With ``normalize=False`` the clips stay uint8 (a quarter of the bytes to move between processes
+and to the device) and ``dataset.model_input(batch)`` normalises a batch where it arrives, bit for
+bit as the dataset would have: the training loop reads this way.
 
 Randomness is a pure function of (seed, epoch, item), so a run resumed at epoch e draws the same
 clips as the uninterrupted run, whatever the number of workers. Each worker process opens its own
@@ -25,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from vidlearn.data.index import IndexEntry, VideoIndex
 from vidlearn.data.prepared import PreparedStore
 from vidlearn.data.samplers import Clip, ClipSpec, random_clip, tsn_segments, uniform_clips
-from vidlearn.data.transforms import KINETICS_MEAN, KINETICS_STD, test_views, train_views
+from vidlearn.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize_clips, test_views, train_views
 from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.io import open_video
 
@@ -43,10 +46,11 @@ class ClipDataset(Dataset):
     when testing. Keys may be plain positions or ``(epoch, position)`` pairs (see ``EpochSampler``).
     A video that fails to decode is reported on stderr and replaced by the next one, so training
     goes on; ``failed`` lists such paths seen by this process. ``prepared``: a store whose short
-    side is the clips'; the videos it holds are read from it instead of decoded.
+    side is the clips'; the videos it holds are read from it instead of decoded. ``normalize=False``:
+    RGB clips stay uint8 until :meth:`model_input`.
     """
 
-    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), prepared: PreparedStore | None = None):
+    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), prepared: PreparedStore | None = None, normalize: bool = True):
         if len(index) == 0:
             raise VideoReadError(index.source.root, "the dataset has no usable videos")
         if prepared is not None and prepared.settings.short_side != spec.short_side:
@@ -60,7 +64,15 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.normalization = normalization
         self.prepared = prepared
+        self.normalize = normalize
         self.failed: list[str] = []
+
+    def model_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """A batch of items as the model takes it: uint8 clips (``normalize=False``) normalised on
+        their device; float ones (normalised already, or optical flow) unchanged."""
+        if batch.dtype != torch.uint8:
+            return batch
+        return normalize_clips(batch, self.normalization.mean, self.normalization.std)
 
     @property
     def reads_without_decoding(self) -> bool:
@@ -122,12 +134,12 @@ class ClipDataset(Dataset):
     def train_tensor(self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
         """The training tensor ``C x T x H x W`` of one clip (``first``: the segment's first frame)."""
         mean, std = self.normalization.mean, self.normalization.std
-        return train_views(read_clip(video, clip, first), self.spec, rng, mean, std)
+        return train_views(read_clip(video, clip, first), self.spec, rng, mean, std, self.normalize)
 
     def test_tensors(self, entry: IndexEntry, video, clip: Clip, first: int) -> list[torch.Tensor]:
         """The test views (one per crop) of one clip."""
         mean, std = self.normalization.mean, self.normalization.std
-        return test_views(read_clip(video, clip, first), self.spec, mean, std)
+        return test_views(read_clip(video, clip, first), self.spec, mean, std, self.normalize)
 
 
 def segment_frames(entry: IndexEntry, frame_times: np.ndarray) -> tuple[int, int]:

@@ -28,10 +28,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -47,6 +48,7 @@ MANIFEST = "prepared.json"
 ARRAY_SUFFIX = ".frames.npy"
 SIDECAR_SUFFIX = ".frames.json"
 CHUNK = 32  # frames decoded and written at a time: memory stays bounded whatever the video's length
+OPEN_CACHE = 4096  # videos whose memory map and sidecar a store keeps between clips (least recently used go)
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,31 @@ class PreparedVideo:
         return np.asarray(self._frames[wanted])
 
 
+class _Opened(NamedTuple):
+    stamps: tuple  # (source, array) (size, mtime) when opened
+    array: str
+    frames: np.ndarray
+    info: VideoInfo
+    times: np.ndarray
+
+
 class PreparedStore:
-    """Read access to a store folder for the videos of the dataset at ``dataset_root``."""
+    """Read access to a store folder for the videos of the dataset at ``dataset_root``.
+
+    A store keeps the memory maps and sidecars of the videos it opened (the last ``OPEN_CACHE``):
+    opening a video again costs two ``stat`` calls (its source and its array unchanged?) instead
+    of parsing the sidecar and the array's header, which took longer than reading a clip.
+    """
 
     def __init__(self, folder: str | Path, dataset_root: str | Path):
         self.folder = Path(folder)
         self.dataset_root = Path(dataset_root).absolute()
         self.settings = read_manifest(self.folder, MANIFEST, PreparedSettings, "prepared-data store", "vidlearn prepare")
+        self._opened: OrderedDict[str, _Opened] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        # Memory maps pickle as their whole contents: a store sent to a spawned worker reopens instead.
+        return {**self.__dict__, "_opened": OrderedDict()}
 
     def array_path(self, video: str | Path) -> Path:
         return store_path(self.folder, self.dataset_root, video, ARRAY_SUFFIX)
@@ -124,6 +144,8 @@ class PreparedStore:
     def has(self, video: str | Path) -> bool:
         """Whether ``video`` is prepared: its sidecar matches the source file's current size and
         modification time, and its array has the size the sidecar states."""
+        if self._cached(video) is not None:
+            return True
         sidecar = self._fresh_sidecar(video)
         array = _file_stamp(str(self.array_path(video)))
         return sidecar is not None and array is not None and array[0] == sidecar["bytes"]
@@ -131,10 +153,23 @@ class PreparedStore:
     def open(self, video: str | Path) -> PreparedVideo:
         """The prepared frames of ``video``; ``VideoReadError`` naming the file when they are missing,
         out of date or truncated."""
+        opened = self._cached(video) or self._load(video)
+        return PreparedVideo(str(video), opened.frames, opened.info, opened.times)
+
+    def _cached(self, video: str | Path) -> "_Opened | None":
+        """The opened video if its source and array are unchanged since it was opened."""
+        opened = self._opened.get(str(video))
+        if opened is None or opened.stamps != (_file_stamp(str(video)), _file_stamp(opened.array)):
+            return None
+        self._opened.move_to_end(str(video))
+        return opened
+
+    def _load(self, video: str | Path) -> "_Opened":
+        path = self.array_path(video)
+        stamps = _file_stamp(str(video)), _file_stamp(str(path))
         sidecar = self._fresh_sidecar(video)
         if sidecar is None:
             raise VideoReadError(video, f"not prepared in {self.folder}, or changed since; run `vidlearn prepare`")
-        path = self.array_path(video)
         try:
             frames = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -142,7 +177,11 @@ class PreparedStore:
         if frames.dtype != np.uint8 or list(frames.shape) != sidecar["shape"]:
             raise VideoReadError(path, f"holds {frames.dtype} {list(frames.shape)}, its sidecar says uint8 {sidecar['shape']} (overwritten); delete it and run `vidlearn prepare` again")
         info = dataclasses.replace(VideoInfo(**sidecar["info"]), path=str(video))
-        return PreparedVideo(str(video), frames, info, np.asarray(sidecar["frame_times"], dtype=np.float64))
+        opened = _Opened(stamps, str(path), frames, info, np.asarray(sidecar["frame_times"], dtype=np.float64))
+        self._opened[str(video)] = opened
+        if len(self._opened) > OPEN_CACHE:
+            self._opened.popitem(last=False)
+        return opened
 
     def disk_cost(self, videos: Iterable[str]) -> tuple[int, int]:
         """(bytes of prepared arrays, bytes of their original files) over the prepared ones of ``videos``."""

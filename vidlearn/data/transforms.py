@@ -186,6 +186,30 @@ def _channel_column(values: Sequence[float], name: str) -> torch.Tensor:
     return column.view(3, 1, 1, 1)
 
 
+def to_uint8_cthw(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 ``T x H x W x 3`` -> contiguous uint8 ``C x T x H x W``: the model's layout, a quarter
+    of float32's bytes (what a loader worker hands over; :func:`normalize_clips` finishes it)."""
+    return rearrange(as_frames(frames), "t h w c -> c t h w").contiguous()
+
+
+def normalize_clips(
+    clips: torch.Tensor,
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+) -> torch.Tensor:
+    """uint8 ``... x C x T x H x W`` (one clip or a batch, on any device) -> float32,
+    ``(x / 255 - mean) / std``. ``mean`` and ``std`` are per RGB channel on the [0, 1] scale."""
+    if clips.dtype != torch.uint8 or clips.ndim < 4 or clips.shape[-4] != 3:
+        raise BadArgumentError(f"clips must be uint8 ... x 3 x T x H x W, got {clips.dtype} of shape {tuple(clips.shape)}")
+    std_column = _channel_column(std, "std")
+    if (std_column <= 0).any():
+        raise BadArgumentError(f"std must be positive, got {std!r}")
+    mean_column = _channel_column(mean, "mean")
+    # The affine map folded into one multiply-subtract; the same float32 constants on every device.
+    scale, shift = (1.0 / (255.0 * std_column)).to(clips.device), (mean_column / std_column).to(clips.device)
+    return clips.to(torch.float32).mul_(scale).sub_(shift)
+
+
 def to_float_cthw(
     frames: torch.Tensor | np.ndarray,
     mean: Sequence[float] = KINETICS_MEAN,
@@ -195,14 +219,7 @@ def to_float_cthw(
 
     ``mean`` and ``std`` are per RGB channel on the [0, 1] scale.
     """
-    frames = as_frames(frames)
-    std_column = _channel_column(std, "std")
-    if (std_column <= 0).any():
-        raise BadArgumentError(f"std must be positive, got {std!r}")
-    mean_column = _channel_column(mean, "mean")
-    # One strided copy into the model layout, then the affine map folded into one multiply-subtract.
-    out = rearrange(frames, "t h w c -> c t h w").to(torch.float32, memory_format=torch.contiguous_format)
-    return out.mul_(1.0 / (255.0 * std_column)).sub_(mean_column / std_column)
+    return normalize_clips(to_uint8_cthw(frames), mean, std)
 
 
 def train_views(
@@ -211,13 +228,15 @@ def train_views(
     rng: np.random.Generator,
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
+    normalize: bool = True,
 ) -> torch.Tensor:
     """Training view of one clip: short side to ``spec.short_side``, random ``spec.size`` crop,
-    horizontal flip with probability 1/2 (when ``spec.hflip``), normalised float ``C x T x size x size``."""
+    horizontal flip with probability 1/2 (when ``spec.hflip``), normalised float ``C x T x size x size``
+    (``normalize=False``: uint8, for :func:`normalize_clips` to finish later)."""
     crop = random_crop(resize_short_side(frames, spec.short_side), spec.size, rng)
     if spec.hflip and rng.random() < 0.5:
         crop = horizontal_flip(crop)
-    return to_float_cthw(crop, mean, std)
+    return _model_layout(crop, mean, std, normalize)
 
 
 def test_views(
@@ -225,13 +244,18 @@ def test_views(
     spec: ClipSpec,
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
+    normalize: bool = True,
 ) -> list[torch.Tensor]:
     """Test views of one clip: short side to ``spec.short_side``, then ``spec.num_crops`` crops
     of ``spec.size`` (1: centre crop, 3: :func:`three_crop`), each normalised float
-    ``C x T x size x size``."""
+    ``C x T x size x size`` (``normalize=False``: uint8)."""
     resized = resize_short_side(frames, spec.short_side)
     crops = [center_crop(resized, spec.size)] if spec.num_crops == 1 else three_crop(resized, spec.size)
-    return [to_float_cthw(crop, mean, std) for crop in crops]
+    return [_model_layout(crop, mean, std, normalize) for crop in crops]
+
+
+def _model_layout(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], normalize: bool) -> torch.Tensor:
+    return to_float_cthw(frames, mean, std) if normalize else to_uint8_cthw(frames)
 
 
 # The name starts with "test": without this, pytest collects it as a test wherever it is imported.

@@ -45,13 +45,14 @@ def with_store_method(config: Any, dataset_root: str) -> Any:
     return config if method == config.flow_method else dataclasses.replace(config, flow_method=method)
 
 
-def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization()) -> ClipDataset:
+def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization(), normalize: bool = True) -> ClipDataset:
     """A ``ClipDataset`` of RGB clips, or a ``FlowClipDataset`` when the config asks for flow; frames
-    come from a prepared-data store when the config's ``prepared`` picks one."""
+    come from a prepared-data store when the config's ``prepared`` picks one. ``normalize=False``:
+    RGB clips stay uint8 until ``dataset.model_input`` (flow is float either way)."""
     settings = input_settings(config)
     prepared = prepared_store(_getter(config)("prepared", "auto"), index.source.root, spec.short_side)
     if settings["input"] == "rgb":
-        return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization, prepared=prepared)
+        return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization, prepared=prepared, normalize=normalize)
     store = FlowStore(settings["flow_store"], index.source.root) if settings["flow_store"] else None
     return FlowClipDataset(
         index, spec, train, seed, normalization, prepared=prepared, input=settings["input"], method=settings["flow_method"], store=store

@@ -91,7 +91,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True
     device = pick_device(config.device)
     videos = unlabelled_videos(config.data, progress=progress)
     prepared = prepared_store(config.prepared, videos.source.root, config.short_side)
-    dataset = ClipDataset(videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared)
+    dataset = ClipDataset(videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared, normalize=False)
     torch.manual_seed(config.seed)
     model = VideoMAE(config.encoder, config.num_frames, (config.size, config.size), config.mask_ratio).to(device)
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
@@ -103,7 +103,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True
     if resume:
         epoch, history = _resume(out / "last.safetensors", config, model, optimizer)
     # The same clips, masks and generator every time, so pictures of successive epochs compare.
-    shown = torch.stack([dataset[(0, k)][0] for k in range(min(4, len(dataset)))]).to(device)
+    shown = dataset.model_input(torch.stack([dataset[(0, k)][0] for k in range(min(4, len(dataset)))]).to(device))
     log = MetricsLog(out)
     try:
         while epoch < config.epochs:
@@ -117,7 +117,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True
                     step = epoch * batches + step_in_epoch
                     for group in optimizer.param_groups:
                         group["lr"] = lr_at(step, total_steps, warmup_steps, config.lr)
-                    loss, _, _ = model(clips.to(device))
+                    loss, _, _ = model(dataset.model_input(clips.to(device)))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
