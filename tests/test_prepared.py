@@ -321,3 +321,15 @@ def test_loader_reads_prepared_items_in_the_training_process(synth_subset, tmp_p
     reading = ClipDataset(index, spec, train=True, prepared=PreparedStore(tmp_path / "store", index.source.root))
     assert make_loader(reading, 2, sampler).num_workers == 0
     assert make_loader(ClipDataset(index, spec, train=True), 2, sampler).num_workers == default_workers()
+
+
+def test_store_files_get_the_permissions_of_ordinary_files(tmp_path):
+    """Stores are shared between users: files appear atomically but not with mkstemp's private 0600."""
+    root = tmp_path / "data"
+    paths = _folder_dataset(root, count=1)
+    prepare_videos(paths, tmp_path / "store", root, PreparedSettings(32), workers=1, progress=False)
+    store = PreparedStore(tmp_path / "store", root)
+    umask = os.umask(0)
+    os.umask(umask)
+    for file in (store.array_path(paths[0]), store.sidecar_path(paths[0]), tmp_path / "store" / "prepared.json"):
+        assert file.stat().st_mode & 0o777 == 0o666 & ~umask, file

@@ -8,6 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+# Read once at import: the only way to read the umask is to set it, which would race with threads.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[str]:
@@ -15,12 +19,16 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[str]:
     normally, deleted when it raises. A reader (or a run killed midway) never sees half a file.
 
     The temporary name starts with a dot, so dataset scans that skip hidden files ignore leftovers.
+    The file gets the permissions of any new file (``0666`` less the umask), not ``mkstemp``'s
+    private ``0600``: stores and checkpoints are often shared between users.
     """
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(descriptor)
     try:
         yield temporary
+        if Path(temporary).exists():  # the block may have replaced it, or written elsewhere
+            os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,9 @@ def prepared_store(setting: str, dataset_root: str, short_side: int) -> Prepared
 
 @functools.cache
 def _say_once(message: str) -> None:
-    # Training builds a train and a test dataset: one line for both.
-    print(f"vidlearn: {message}", file=sys.stderr)
+    # Training builds a train and a test dataset: one line for both; and one for all distributed ranks.
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"vidlearn: {message}", file=sys.stderr)
 
 
 def prediction_views(config: Any, spec: ClipSpec, normalization: Normalization) -> FlowViews | None:
