@@ -104,6 +104,34 @@ def test_strided_clip_skipping_unreferenced_frames_is_exact(name, need_shared):
     np.testing.assert_array_equal(got, independent_decode(path, (48, 64), upto, rotation_k)[wanted])
 
 
+def stream_facts(container) -> dict:
+    """What avformat_find_stream_info learns about the first video stream (partly by decoding its first frames)."""
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    return {
+        "format": container.format.name, "duration": container.duration, "start": container.start_time,
+        "pix_fmt": ctx.pix_fmt, "size": (ctx.width, ctx.height), "has_b_frames": ctx.has_b_frames,
+        "profile": ctx.profile, "color": (ctx.color_range, ctx.colorspace), "sar": stream.sample_aspect_ratio,
+        "rates": (stream.average_rate, stream.base_rate, stream.guessed_rate), "time_base": stream.time_base,
+        "stream_span": (stream.start_time, stream.duration, stream.frames), "streams": len(container.streams),
+    }
+
+
+@pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
+def test_cheap_open_learns_the_same_stream_facts(name, need_shared):
+    """open_container lets FFmpeg's stream-info decoder skip deblocking: every fact it learns stays as a plain open's."""
+    from vidlearn.io._pyav import open_container
+
+    path = SHARED_VIDEOS / name
+    with av.open(str(path)) as plain:
+        expected = stream_facts(plain)
+    container = open_container(path)
+    try:
+        assert stream_facts(container) == expected
+    finally:
+        container.close()
+
+
 def test_missed_seek_falls_back_to_counting_from_the_start(need_shared):
     """If packet timestamps ever mislead a seek, the reader counts frames from the start instead."""
     path = SHARED_VIDEOS / "mmaction2_test.mp4"

@@ -55,8 +55,8 @@ class VideoReader:
     ...     clip = video.get([0, 2, 4, 6])                  # 4 x 128 x W x 3 uint8
 
     ``size``: ``None`` (display size), an int (short side, aspect kept) or ``(height, width)``.
-    ``threads``: decoder threads (0 = FFmpeg's choice). Use 1 inside DataLoader workers, which
-    already run one per core.
+    ``threads``: decoder and swscale (resize/convert) threads (0 = FFmpeg's choice). Use 1 inside
+    DataLoader workers, which already run one per core. The pixels do not depend on it.
     ``frame_count``: the count from an earlier ``probe`` (e.g. a scanned dataset index). AVI files
     are counted by decoding them whole; passing the known count avoids that on every open.
     """
@@ -77,6 +77,7 @@ class VideoReader:
             self._decoder.stream.codec_context.height,
             self.info.rotation,
             _check_size(size),
+            threads=threads,
         )
         self._times: np.ndarray | None = None
 
