@@ -5,13 +5,15 @@ decoder per clip), take a random clip of 16 frames at stride 4, resize so the sh
 while decoding, crop a random 112 x 112 window, and hand over a uint8 ``T x 112 x 112 x 3`` tensor.
 Every reader gets the same clips (indices drawn once by vidlearn's sampler, which also pads clips
 of videos shorter than the span), the same known frame count and target size (a dataset index has
-probed them once), and one decoding thread (a loader runs one worker per core).
+probed them once), and one thread for decoding and one for resizing (a loader runs one worker per
+core; PyAV's resize would otherwise start a thread per core for every frame, which a single reader
+on an idle machine gains from on 1080p frames and a loader worker on a busy one does not).
 
 Readers:
   vidlearn    vidlearn.io.open_video(size=128, threads=1).get(indices)
   decord      decord.VideoReader(width, height, num_threads=1).get_batch(indices) (MMAction2's default)
   torchcodec  VideoDecoder(seek_mode="approximate", transforms=[Resize], 1 thread).get_frames_at(indices)
-  pyav        plain PyAV: seek to the clip's first time, decode forward, to_ndarray(width, height)
+  pyav        plain PyAV: seek to the clip's first time, decode forward, to_ndarray(width, height, threads=1)
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ def read_pyav(path: str, indices: np.ndarray, shape: tuple[int, int], frames: in
         for frame in container.decode(stream):
             k = round((float(frame.pts * stream.time_base) - start_time) * rate) if frame.pts is not None else k + 1
             if k in wanted and k not in found:
-                found[k] = frame.to_ndarray(format="rgb24", width=shape[1], height=shape[0])
+                found[k] = frame.to_ndarray(format="rgb24", width=shape[1], height=shape[0], threads=1)
             last = frame
             if k >= wanted[-1]:
                 break
-        filler = found.get(max(found)) if found else last.to_ndarray(format="rgb24", width=shape[1], height=shape[0])
+        filler = found.get(max(found)) if found else last.to_ndarray(format="rgb24", width=shape[1], height=shape[0], threads=1)
         return np.stack([found.get(k, filler) for k in indices.tolist()])
 
 

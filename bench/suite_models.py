@@ -13,7 +13,7 @@ peak    fp32 GEMM peak (``torch.mm``, best of a few sizes; FLOPs = 2 n^3, multip
         2 x (multiply-adds per clip, from ``vidlearn.analysis``) x clips/s; training counts 3 x the
         forward (forward, input gradient, weight gradient).
 memory  Peak resident memory of one training step at batch 8, each side in a fresh subprocess,
-        alternating: the step's increase, ``ru_maxrss`` after the step minus the resident size just
+        alternating: the step's increase, the peak resident size (VmHWM) after the step minus the resident size just
         before it (model, optimiser and input already allocated), in MiB.
 
 Without torchvision (the CI environment) the peer is vidlearn's plain eager model, so the machinery
@@ -364,9 +364,9 @@ def memory_probe(name: str, side: str, batch: int, clip: tuple[int, ...], option
     clips = torch.randn(batch, *clip, generator=generator)
     labels = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
     before = _resident_mib()
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_before = _peak_resident_mib()
     train_step(model, optimizer, clips, labels)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _peak_resident_mib()
     return {"step_mib": peak - before, "peak_mib": peak, "before_mib": before, "peak_before_mib": peak_before}
 
 
@@ -374,6 +374,20 @@ def _resident_mib() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_resident_mib() -> float:
+    """This process's peak resident size. Linux: VmHWM, the peak of this program's own memory.
+    Not ``ru_maxrss``: it keeps the parent's resident size at fork across exec, so a probe started
+    by a large process reports the parent's size (every probe read 6005 MiB in such a run)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _run_probe(setting: Setting, side: str, ctx: Context) -> dict:
@@ -401,7 +415,7 @@ def memory_row(setting: Setting, ctx: Context, label: str) -> Row:
     return row_from(
         f"{setting.name} training step at batch {setting.memory_batch}: peak resident memory", ours_values, peer_values,
         unit="MiB", goal=GOAL_MEMORY, peer_name=label, group="memory",
-        note=(f"{_shape(setting.clip)}{batch_note}; the step's increase: ru_maxrss after one training step (SGD) minus "
+        note=(f"{_shape(setting.clip)}{batch_note}; the step's increase: peak resident size (VmHWM) after one training step (SGD) minus "
               f"the resident size just before it, each side in a fresh process, alternating; absolute peaks "
               f"{statistics.median(ours_peaks):.0f} MiB ours, {statistics.median(peer_peaks):.0f} MiB peer"),
     )
@@ -540,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch for --levers")
     parser.add_argument("--compile", action="store_true", help="with --levers: also torch.compile the inference path")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile training rows")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory rows")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -555,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if args.levers:
             rows = lever_rows(args.levers, ctx, args.batch, args.lever_mode, args.compile)
+        elif args.memory_only:
+            settings = TINY if ctx.tiny else FULL
+            rows = [memory_row(settings[name], ctx, peer_label()) for name in args.models]
         else:
             if ctx.tiny:
                 ctx.threads = 1
