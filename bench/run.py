@@ -1,6 +1,6 @@
 """`make bench`: every benchmark suite in one run; writes bench/results.json and docs/benchmarks.md.
 
-    bench/.venv/bin/python bench/run.py                 # the full run (make bench), ~1 hour
+    bench/.venv/bin/python bench/run.py                 # the full run (make bench), ~35 min on 2 cores
     .venv/bin/python bench/run.py --tiny --out DIR      # seconds: the CI check that it still runs
     bench/.venv/bin/python bench/run.py --only clips --videos ../shared/videos/*.avi   # a part: prints its table
 
