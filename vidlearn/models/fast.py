@@ -368,20 +368,13 @@ def _pool_tokens_channels_last(tokens: torch.Tensor, pool: nn.Module, grid: tupl
 class FastAttentionPool(AttentionPool):
     """``mvit.AttentionPool`` (same parameters) pooling channels-last: see ``_pool_tokens_channels_last``."""
 
-    def forward(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        return self.norm_act(_pool_tokens_channels_last(tokens, self.pool, grid))
+    pool_tokens = staticmethod(_pool_tokens_channels_last)
 
 
 class FastMultiscaleBlock(MultiscaleBlock):
     """``mvit.MultiscaleBlock`` (same parameters) whose shortcut max-pooling runs channels-last."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = self.norm1(x)
-        shortcut = x if self.project is None else self.project(normed)
-        if self.pool_skip is not None:
-            shortcut = _pool_tokens_channels_last(shortcut.unsqueeze(1), self.pool_skip, self.grid).squeeze(1)
-        x = shortcut + self.attn(normed)
-        return x + self.mlp(self.norm2(x))
+    pool_tokens = staticmethod(_pool_tokens_channels_last)
 
 
 class FastMultiscaleAttention(MultiscaleAttention):
