@@ -105,8 +105,9 @@ class ClipDataset(Dataset):
 
     def _open(self, entry: IndexEntry):
         """The entry's video: its prepared frames when the store holds them, else a decoder."""
-        if self.prepared is not None and self.prepared.has(entry.path):
-            return self.prepared.open(entry.path)
+        prepared = self.prepared.open_if_prepared(entry.path) if self.prepared is not None else None
+        if prepared is not None:
+            return prepared
         return open_video(entry.path, size=self.spec.short_side, threads=1, frame_count=entry.frames)
 
     def _load(self, entry: IndexEntry, epoch: int, position: int):

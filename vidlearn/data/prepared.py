@@ -156,6 +156,15 @@ class PreparedStore:
         opened = self._cached(video) or self._load(video)
         return PreparedVideo(str(video), opened.frames, opened.info, opened.times)
 
+    def open_if_prepared(self, video: str | Path) -> PreparedVideo | None:
+        """``open(video)`` if ``has(video)``, else None; a video opened before costs one lookup."""
+        opened = self._cached(video)
+        if opened is None:
+            if not self.has(video):
+                return None
+            opened = self._load(video)
+        return PreparedVideo(str(video), opened.frames, opened.info, opened.times)
+
     def _cached(self, video: str | Path) -> "_Opened | None":
         """The opened video if its source and array are unchanged since it was opened."""
         opened = self._opened.get(str(video))
