@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from vidlearn.models import winograd
 from vidlearn.models.mvit import AttentionPool, MultiscaleAttention, MultiscaleBlock, relative_index
 from vidlearn.models.resnet3d import BasicBlock
 
@@ -206,8 +207,10 @@ class FusedConv(nn.Module):
     Built from a plain Conv3d (or Conv2d) whose BatchNorm is already folded in. Input and output
     ``B x C x T x H x W`` (channels-last in memory; a contiguous input is converted once). The
     weight is reordered into oneDNN's blocked layout at the first call (and again if the input
-    shape changes), not at every call. CPU float32 only: other devices or dtypes run the plain
-    ``F.conv3d`` path (same result).
+    shape changes), not at every call. ``kt x 3 x 3`` kernels with stride 1 run as Winograd
+    convolutions (``winograd.conv3d``, weight transformed once) where ``winograd.winograd_pays``
+    for the layer. CPU float32 only: other devices or dtypes run the plain ``F.conv3d`` path (same
+    result).
     """
 
     def __init__(self, conv: nn.Module, relu: bool = False):
@@ -222,14 +225,16 @@ class FusedConv(nn.Module):
         self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
         self.groups = conv.groups
         self.relu = relu
+        self.winograd = self.dims == 3 and winograd.applies(weight.shape[2:], self.stride, self.padding, self.dilation, self.groups)
         self._packed: tuple[tuple[int, ...], torch.Tensor] | None = None
+        self._winograd_weight: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"{tuple(self.weight.shape)}, stride={tuple(self.stride)}, padding={tuple(self.padding)}, relu={self.relu}"
 
     def __getstate__(self) -> dict:  # copies and pickles drop the reordered weight (rebuilt at the next call)
         state = self.__dict__.copy()
-        state["_packed"] = None
+        state["_packed"] = state["_winograd_weight"] = None
         return state
 
     def _fast(self, x: torch.Tensor) -> bool:
@@ -257,6 +262,10 @@ class FusedConv(nn.Module):
             if residual is not None:
                 out = out + residual
             return torch.relu(out) if self.relu else out
+        if self.winograd and winograd.winograd_pays(self.weight.shape[1], self.weight.shape[0], self.weight.shape[2], *x.shape[3:]):
+            if self._winograd_weight is None:
+                self._winograd_weight = winograd.transform_weight(self.weight)
+            return winograd.conv3d(x, self._winograd_weight, self.bias, residual, self.relu)
         x = to_channels_last(x)
         weight = self._packed_weight(x)
         if residual is None:
@@ -577,9 +586,41 @@ class _Conv3dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
+class _WinogradConv3dFunction(torch.autograd.Function):
+    """``conv3d`` of a ``kt x 3 x 3`` kernel (stride 1, padding ``(kt // 2, 1, 1)``) by Winograd
+    transforms, forward and backward: the input gradient is the same convolution of the output
+    gradient with the kernel flipped and its channels swapped, the weight gradient is computed in the
+    Winograd domain on large grids (``winograd.weight_grad_pays``) and by ``conv3d_weight_grad``
+    otherwise. Saves the input and the weight, as PyTorch's convolution does."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return winograd.conv3d(x, winograd.transform_weight(weight), bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        kt = weight.shape[2]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = winograd.conv3d(grad, winograd.transform_weight(weight, transposed=True))
+        if ctx.needs_input_grad[1]:
+            if winograd.weight_grad_pays(*x.shape[3:]):
+                grad_w = winograd.weight_grad(x, grad, kt)
+            else:
+                grad_w = conv3d_weight_grad(x, grad, weight.shape, (1, 1, 1), (kt // 2, 1, 1), (1, 1, 1), 1)
+            grad_w = grad_w.contiguous(memory_format=_memory_format(weight))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3, 4))
+        return grad_x, grad_w, grad_b
+
+
 class FastConv3d(nn.Conv3d):
     """``nn.Conv3d`` (same parameters, same output) for training on a CPU: channels-last, and a
-    weight gradient computed by ``conv3d_weight_grad``. Input ``B x C x T x H x W``, any layout;
+    weight gradient computed by ``conv3d_weight_grad``; ``kt x 3 x 3`` kernels with stride 1 run
+    forward and backward as Winograd convolutions where ``winograd.winograd_pays``. Input ``B x C x T x H x W``, any layout;
     output channels-last. Off a CPU, in dtypes other than float32/float64, without gradients, or
     with non-zero padding modes it is ``nn.Conv3d``."""
 
@@ -593,6 +634,10 @@ class FastConv3d(nn.Conv3d):
             or not self.weight.requires_grad
         ):
             return super().forward(x)
+        if winograd.applies(self.kernel_size, self.stride, self.padding, self.dilation, self.groups) and winograd.winograd_pays(
+            self.in_channels, self.out_channels, self.kernel_size[0], *x.shape[3:], training=True
+        ):
+            return _WinogradConv3dFunction.apply(x, self.weight, self.bias)
         # The input is saved as it comes (a clip in the default layout is not duplicated for the
         # backward pass); the convolution's output is channels-last because its weight is.
         return _Conv3dFunction.apply(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
