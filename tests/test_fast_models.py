@@ -429,3 +429,23 @@ def test_training_path_keeps_2d_weights_contiguous():
     plain(x).sum().backward()
     model(x).sum().backward()
     assert_close(model[0].weight.grad, plain[0].weight.grad, 1e-10)
+
+
+def test_pooling_attention_function_passes_gradcheck():
+    from vidlearn.models.fast import _PoolingAttentionFunction
+
+    generator = torch.Generator().manual_seed(5)
+    q_grid, kv_grid = (2, 2, 3), (1, 2, 2)
+
+    def rand(*shape):
+        return torch.randn(*shape, dtype=torch.float64, generator=generator, requires_grad=True)
+
+    q, k, v = rand(2, 2, 1 + 12, 4), rand(2, 2, 1 + 4, 4), rand(2, 2, 1 + 4, 4)
+    along = rand(2, 2, *q_grid, 1), rand(2, 2, *q_grid, 2), rand(2, 2, *q_grid, 2)
+    assert torch.autograd.gradcheck(lambda *t: _PoolingAttentionFunction.apply(*t, q_grid, kv_grid), (q, k, v, *along))
+    # Forward equals PyTorch's attention with the bias as a mask, plus the residual (not for the class token).
+    bias = along[0][..., :, None, None] + along[1][..., None, :, None] + along[2][..., None, None, :]
+    mask = nn.functional.pad(bias.reshape(2, 2, 12, 4), (1, 0, 1, 0))
+    expected = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    expected = torch.cat((expected[:, :, :1], expected[:, :, 1:] + q[:, :, 1:]), dim=2)
+    assert_close(_PoolingAttentionFunction.apply(q, k, v, *along, q_grid, kv_grid), expected, 1e-12)

@@ -386,40 +386,103 @@ class FastMultiscaleBlock(MultiscaleBlock):
     pool_tokens = staticmethod(_pool_tokens_channels_last)
 
 
+def _fill_relative_bias(mask: torch.Tensor, along: tuple[torch.Tensor, ...], q_grid, kv_grid) -> None:
+    """Write MViT's decomposed relative-position logits into ``mask`` (``B x heads x (1 + Nq) x (1 + Nk)``):
+    ``along_t[..., kt] + along_h[..., kh] + along_w[..., kw]`` for grid queries and keys, 0 in the class
+    token's row and column. Two passes over the mask."""
+    batch, heads = mask.shape[:2]
+    along_t, along_h, along_w = along
+    mask[:, :, 0].zero_()
+    mask[:, :, 1:, 0].zero_()
+    body = mask[:, :, 1:, 1:].view(batch, heads, *q_grid, *kv_grid)
+    body.copy_(along_t[..., :, None, None] + along_h[..., None, :, None])  # small sum, broadcast over kw
+    body.add_(along_w[..., None, None, :])
+
+
+class _PoolingAttentionFunction(torch.autograd.Function):
+    """MViT's attention with relative positions and residual pooling, for training:
+    ``softmax(q k^T / sqrt(d) + bias) v + q`` (the residual skips the class token), where ``bias`` is
+    written from ``along = (along_t, along_h, along_w)`` (``B x heads x Tq x Hq x Wq x k_axis``).
+    ``q``: ``B x heads x (1 + Nq) x d``, ``k``, ``v``: ``B x heads x (1 + Nk) x d``.
+
+    Same result as ``F.scaled_dot_product_attention`` with the bias as a mask, with fewer passes:
+    the logits are accumulated into the bias in place, and the backward pass gives the bias its
+    gradient as three sums instead of autograd's copies of the whole mask for every in-place write.
+    Saves the attention probabilities, as PyTorch's own (math) path does."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, along_t, along_h, along_w, q_grid, kv_grid):
+        batch, heads, queries, dim = q.shape
+        keys = k.shape[2]
+        scale = dim**-0.5
+        logits = q.new_empty(batch, heads, queries, keys)
+        _fill_relative_bias(logits, (along_t, along_h, along_w), q_grid, kv_grid)
+        flat = logits.view(batch * heads, queries, keys)
+        flat.baddbmm_(q.reshape(batch * heads, queries, dim), k.reshape(batch * heads, keys, dim).transpose(1, 2), alpha=scale)
+        probabilities = torch.softmax(flat, dim=-1)
+        del logits, flat
+        out = torch.bmm(probabilities, v.reshape(batch * heads, keys, dim)).view(batch, heads, queries, dim)
+        out[:, :, 1:] += q[:, :, 1:]
+        ctx.save_for_backward(q, k, v, probabilities)
+        ctx.grids = (q_grid, kv_grid)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, probabilities = ctx.saved_tensors
+        q_grid, kv_grid = ctx.grids
+        batch, heads, queries, dim = q.shape
+        keys = k.shape[2]
+        scale = dim**-0.5
+        grad = grad.reshape(batch * heads, queries, dim)
+        grad_v = torch.bmm(probabilities.transpose(1, 2), grad).view(batch, heads, keys, dim)
+        grad_p = torch.bmm(grad, v.reshape(batch * heads, keys, dim).transpose(1, 2))
+        grad_logits = torch._softmax_backward_data(grad_p, probabilities, -1, probabilities.dtype)
+        del grad_p
+        grad_q = torch.bmm(grad_logits, k.reshape(batch * heads, keys, dim), out=None).mul_(scale)
+        grad_q = grad_q.view(batch, heads, queries, dim)
+        grad_q[:, :, 1:] += grad.view(batch, heads, queries, dim)[:, :, 1:]
+        grad_k = torch.bmm(grad_logits.transpose(1, 2), q.reshape(batch * heads, queries, dim)).mul_(scale)
+        body = grad_logits.view(batch, heads, queries, keys)[:, :, 1:, 1:].unflatten(3, kv_grid).unflatten(2, q_grid)
+        over_w = body.sum(-1)  # B heads Tq Hq Wq kt kh
+        grad_t, grad_h = over_w.sum(-1), over_w.sum(-2)
+        grad_w = body.sum((-3, -2))
+        return grad_q, grad_k.view(batch, heads, keys, dim), grad_v, grad_t, grad_h, grad_w, None, None
+
+
 class FastMultiscaleAttention(MultiscaleAttention):
     """``mvit.MultiscaleAttention`` (same parameters, same result) with fewer passes over memory: the
-    relative-position logits are written straight into the attention mask (no padded copy; autograd
-    follows the in-place writes), and, when no gradient is recorded, the residual pooling is added in
-    place. Its token pooling runs channels-last (``FastAttentionPool``)."""
+    relative-position logits are written straight into the attention logits (no padded copy), the
+    residual pooling is added in place, and in training the attention runs as
+    ``_PoolingAttentionFunction`` (explicit backward). Its token pooling runs channels-last
+    (``FastAttentionPool``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, _ = x.shape
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k, v = self.pool_q(q, self.grid), self.pool_k(k, self.grid), self.pool_v(v, self.grid)
-        if torch.is_grad_enabled() and (x.requires_grad or self.qkv.weight.requires_grad):
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=self._bias_in_place(q, k.shape[2]))
-            out = torch.cat((out[:, :, :1], out[:, :, 1:] + q[:, :, 1:]), dim=2)
+        along = self._relative_logits(q)
+        if torch.is_grad_enabled():
+            out = _PoolingAttentionFunction.apply(q, k, v, *along, self.q_grid, self.kv_grid)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=self._bias_in_place(q, k.shape[2]))
+            mask = q.new_empty(*q.shape[:3], k.shape[2])
+            _fill_relative_bias(mask, along, self.q_grid, self.kv_grid)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             out[:, :, 1:] += q[:, :, 1:]
         return self.project(out.transpose(1, 2).reshape(batch, out.shape[2], -1))
 
-    def _bias_in_place(self, q: torch.Tensor, keys: int) -> torch.Tensor:
-        """``relative_position_bias(q)`` built in the mask itself: two passes instead of four."""
+    def _relative_logits(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three axes' terms of ``relative_position_bias(q)``: ``q . R_axis`` for grid queries,
+        ``B x heads x Tq x Hq x Wq x k_axis`` each."""
         (q_t, q_h, q_w), (k_t, k_h, k_w) = self.q_grid, self.kv_grid
-        batch, heads, queries, dim = q.shape
+        batch, heads, _, dim = q.shape
         grid_q = q[:, :, 1:].reshape(batch, heads, q_t, q_h, q_w, dim)
-        along_t = torch.einsum("bnthwd,tkd->bnthwk", grid_q, self.rel_pos_t[relative_index(q_t, k_t, q.device)])
-        along_h = torch.einsum("bnthwd,hkd->bnthwk", grid_q, self.rel_pos_h[relative_index(q_h, k_h, q.device)])
-        along_w = torch.einsum("bnthwd,wkd->bnthwk", grid_q, self.rel_pos_w[relative_index(q_w, k_w, q.device)])
-        mask = q.new_empty(batch, heads, queries, keys)
-        mask[:, :, 0].zero_()
-        mask[:, :, 1:, 0].zero_()
-        body = mask[:, :, 1:, 1:].view(batch, heads, q_t, q_h, q_w, k_t, k_h, k_w)
-        body.copy_(along_t[..., :, None, None] + along_h[..., None, :, None])  # small sum, broadcast over kw
-        body.add_(along_w[..., None, None, :])
-        return mask
+        return (
+            torch.einsum("bnthwd,tkd->bnthwk", grid_q, self.rel_pos_t[relative_index(q_t, k_t, q.device)]),
+            torch.einsum("bnthwd,hkd->bnthwk", grid_q, self.rel_pos_h[relative_index(q_h, k_h, q.device)]),
+            torch.einsum("bnthwd,wkd->bnthwk", grid_q, self.rel_pos_w[relative_index(q_w, k_w, q.device)]),
+        )
 
 
 def _fast_mvit_in_place(model: nn.Module) -> None:
