@@ -419,8 +419,7 @@ class _PoolingAttentionFunction(torch.autograd.Function):
         _fill_relative_bias(logits, (along_t, along_h, along_w), q_grid, kv_grid)
         flat = logits.view(batch * heads, queries, keys)
         flat.baddbmm_(q.reshape(batch * heads, queries, dim), k.reshape(batch * heads, keys, dim).transpose(1, 2), alpha=scale)
-        probabilities = torch.softmax(flat, dim=-1)
-        del logits, flat
+        probabilities = _ATEN._softmax.out(flat, -1, False, out=flat)  # in place (tested equal)
         out = torch.bmm(probabilities, v.reshape(batch * heads, keys, dim)).view(batch, heads, queries, dim)
         out[:, :, 1:] += q[:, :, 1:]
         ctx.save_for_backward(q, k, v, probabilities)
@@ -436,10 +435,11 @@ class _PoolingAttentionFunction(torch.autograd.Function):
         scale = dim**-0.5
         grad = grad.reshape(batch * heads, queries, dim)
         grad_v = torch.bmm(probabilities.transpose(1, 2), grad).view(batch, heads, keys, dim)
-        grad_p = torch.bmm(grad, v.reshape(batch * heads, keys, dim).transpose(1, 2))
-        grad_logits = torch._softmax_backward_data(grad_p, probabilities, -1, probabilities.dtype)
-        del grad_p
-        grad_q = torch.bmm(grad_logits, k.reshape(batch * heads, keys, dim), out=None).mul_(scale)
+        # The logits' gradient is a temporary of the size of the attention: in the shared workspace.
+        grad_logits = winograd.WORKSPACE.take("attention", probabilities.shape, probabilities.dtype)
+        torch.bmm(grad, v.reshape(batch * heads, keys, dim).transpose(1, 2), out=grad_logits)
+        _ATEN._softmax_backward_data.out(grad_logits, probabilities, -1, probabilities.dtype, grad_input=grad_logits)
+        grad_q = torch.bmm(grad_logits, k.reshape(batch * heads, keys, dim)).mul_(scale)
         grad_q = grad_q.view(batch, heads, queries, dim)
         grad_q[:, :, 1:] += grad.view(batch, heads, queries, dim)[:, :, 1:]
         grad_k = torch.bmm(grad_logits.transpose(1, 2), q.reshape(batch * heads, queries, dim)).mul_(scale)

@@ -132,15 +132,16 @@ def weight_grad_pays(height: int, width: int) -> bool:
 
 
 class Workspace(threading.local):
-    """Reusable scratch buffers for the transforms, one set per thread. ``take(slot, shape, dtype)``
+    """Reusable scratch buffers for the transforms (and other fast paths' temporaries: ``fast.py``'s
+    attention gradient), one set per thread. ``take(slot, shape, dtype)``
     returns a tensor of ``shape`` backed by buffer ``slot``, grown when too small and otherwise
     reused as is: its contents are garbage, and it is valid only until the same slot is taken again.
     Never returned to the caller or saved for a backward pass."""
 
     def __init__(self) -> None:
-        self.buffers: dict[int, torch.Tensor] = {}
+        self.buffers: dict[int | str, torch.Tensor] = {}
 
-    def take(self, slot: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    def take(self, slot: int | str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         numel = 1
         for n in shape:
             numel *= n
