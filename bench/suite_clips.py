@@ -13,7 +13,8 @@ Readers:
   vidlearn    vidlearn.io.open_video(size=128, threads=1).get(indices)
   decord      decord.VideoReader(width, height, num_threads=1).get_batch(indices) (MMAction2's default)
   torchcodec  VideoDecoder(seek_mode="approximate", transforms=[Resize], 1 thread).get_frames_at(indices)
-  pyav        plain PyAV: seek to the clip's first time, decode forward, to_ndarray(width, height, threads=1)
+  pyav        plain PyAV: seek to the clip's first time, decode forward, to_ndarray(width, height, threads=1),
+              np.rot90 by the frame's display rotation (upright frames, as every other reader but decord)
 """
 
 from __future__ import annotations
@@ -71,12 +72,21 @@ def read_pyav(path: str, indices: np.ndarray, shape: tuple[int, int], frames: in
         for frame in container.decode(stream):
             k = round((float(frame.pts * stream.time_base) - start_time) * rate) if frame.pts is not None else k + 1
             if k in wanted and k not in found:
-                found[k] = frame.to_ndarray(format="rgb24", width=shape[1], height=shape[0], threads=1)
+                found[k] = _upright(frame, shape)
             last = frame
             if k >= wanted[-1]:
                 break
-        filler = found.get(max(found)) if found else last.to_ndarray(format="rgb24", width=shape[1], height=shape[0], threads=1)
+        filler = found.get(max(found)) if found else _upright(last, shape)
         return np.stack([found.get(k, filler) for k in indices.tolist()])
+
+
+def _upright(frame: av.VideoFrame, shape: tuple[int, int]) -> np.ndarray:
+    """``frame`` resized to ``shape`` (display orientation) and turned upright by its display rotation,
+    as a PyAV user who wants the same frames as the other readers writes it (``np.rot90``)."""
+    turns = round(getattr(frame, "rotation", 0) or 0) % 360 // 90
+    height, width = shape if turns % 2 == 0 else shape[::-1]
+    array = frame.to_ndarray(format="rgb24", width=width, height=height, threads=1)
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 PEERS: dict[str, Reader] = {"decord": read_decord, "torchcodec": read_torchcodec, "pyav": read_pyav}
