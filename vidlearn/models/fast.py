@@ -9,23 +9,28 @@ The functions here give the same model, faster, for the two places speed matters
   activations are channels-last (``B x C x T x H x W`` tensors stored ``B, T, H, W, C``), and each
   convolution runs as one oneDNN call with its bias, the following ReLU and, in a residual block,
   the shortcut addition and final ReLU fused in (``FusedConv``; weights reordered once, not at
-  every call). MViT's attention pools its tokens channels-last straight from the token layout and
-  writes its relative-position logits into the attention mask (``FastMultiscaleAttention``).
+  every call); stride-1 ``kt x 3 x 3`` convolutions run as Winograd F(4x4, 3x3) convolutions where
+  that pays (``winograd.py``: 4x fewer multiplications). MViT's attention pools its tokens
+  channels-last straight from the token layout and writes its relative-position logits into the
+  attention mask (``FastMultiscaleAttention``).
 - ``optimize_for_training(model)``: the **same** model, converted in place (the parameters, their
   values, the state-dict keys and the optimiser's view of them do not change). Weights and
   activations are channels-last; every 3D convolution computes its weight gradient with the method
   that is fastest for its shape (``FastConv3d``, ``weight_grad_plan``: matrix products for
   ``kt x 1 x 1`` and ``1 x 1 x 1`` kernels, 2D kernels over the frames for ``1 x kh x kw`` ones,
-  chunked im2col on small grids, oneDNN's own otherwise), and depthwise ones (MViT's pooling) their
-  input and weight gradients without oneDNN's slow depthwise backward (``FastDepthwiseConv3d``).
+  chunked im2col on small grids, oneDNN's own otherwise) or, for stride-1 ``kt x 3 x 3`` kernels on
+  grids of 14 x 14 and more, runs forward and backward as a Winograd convolution; depthwise ones
+  (MViT's pooling) compute their input and weight gradients without oneDNN's slow depthwise
+  backward (``FastDepthwiseConv3d``). MViT's attention runs as one autograd function with its own
+  backward (``_PoolingAttentionFunction``).
   BatchNorm keeps training (batch statistics, running averages updated as before).
   ``compile=True`` adds ``torch.compile`` (opt-in: minutes of compilation for 5-10%).
 
 What "the same" means (``tests/test_fast_models.py`` checks every path): float32 outputs, losses,
 running statistics and each fast convolution's gradients equal the plain model's up to rounding,
 ``max |fast - plain| <= FAST_TOLERANCE x max(1, max |plain|)`` with ``FAST_TOLERANCE = 1e-4``
-(observed: about 1e-6 relative; fused and re-ordered sums round differently, nothing is
-approximated); whole-network gradients are compared in float64 (float32 gradients of ReLU
+(observed: about 1e-6 relative; fused, re-ordered and Winograd-transformed sums round
+differently, nothing is approximated); whole-network gradients are compared in float64 (float32 gradients of ReLU
 networks flip where an input rounds across 0, in the plain model too).
 
 Layouts: clips are ``B x C x T x H x W`` everywhere; "channels-last" changes only the order in
@@ -680,6 +685,14 @@ class _WinogradConv3dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
+# Opaque to torch.compile: traced, the transforms and workspace writes compile to slower code
+# (compiled ResNet training steps 0.6-0.9x torchvision, against 1.4-1.6x eager); left out of the
+# graph, inductor still fuses what lies between the convolutions (BatchNorm, ReLU).
+@torch.compiler.disable
+def _winograd_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return _WinogradConv3dFunction.apply(x, weight, bias)
+
+
 class FastConv3d(nn.Conv3d):
     """``nn.Conv3d`` (same parameters, same output) for training on a CPU: channels-last, and a
     weight gradient computed by ``conv3d_weight_grad``; ``kt x 3 x 3`` kernels with stride 1 run
@@ -700,7 +713,7 @@ class FastConv3d(nn.Conv3d):
         if winograd.applies(self.kernel_size, self.stride, self.padding, self.dilation, self.groups) and winograd.winograd_pays(
             self.in_channels, self.out_channels, self.kernel_size[0], *x.shape[3:], training=True
         ):
-            return _WinogradConv3dFunction.apply(x, self.weight, self.bias)
+            return _winograd_conv3d(x, self.weight, self.bias)
         # The input is saved as it comes (a clip in the default layout is not duplicated for the
         # backward pass); the convolution's output is channels-last because its weight is.
         return _Conv3dFunction.apply(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
