@@ -49,7 +49,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from vidlearn.models import winograd
-from vidlearn.models.mvit import AttentionPool, MultiscaleAttention, MultiscaleBlock, relative_index
+from vidlearn.models.mvit import AttentionPool, MultiscaleAttention, MultiscaleBlock
 from vidlearn.models.resnet3d import BasicBlock
 
 # Tolerance the tests hold every fast path to: max |fast - plain| <= FAST_TOLERANCE * max(1, max |plain|).
@@ -467,7 +467,7 @@ class FastMultiscaleAttention(MultiscaleAttention):
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k, v = self.pool_q(q, self.grid), self.pool_k(k, self.grid), self.pool_v(v, self.grid)
-        along = self._relative_logits(q)
+        along = self.relative_logits(q)
         if torch.is_grad_enabled():
             out = _PoolingAttentionFunction.apply(q, k, v, *along, self.q_grid, self.kv_grid)
         else:
@@ -476,18 +476,6 @@ class FastMultiscaleAttention(MultiscaleAttention):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             out[:, :, 1:] += q[:, :, 1:]
         return self.project(out.transpose(1, 2).reshape(batch, out.shape[2], -1))
-
-    def _relative_logits(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The three axes' terms of ``relative_position_bias(q)``: ``q . R_axis`` for grid queries,
-        ``B x heads x Tq x Hq x Wq x k_axis`` each."""
-        (q_t, q_h, q_w), (k_t, k_h, k_w) = self.q_grid, self.kv_grid
-        batch, heads, _, dim = q.shape
-        grid_q = q[:, :, 1:].reshape(batch, heads, q_t, q_h, q_w, dim)
-        return (
-            torch.einsum("bnthwd,tkd->bnthwk", grid_q, self.rel_pos_t[relative_index(q_t, k_t, q.device)]),
-            torch.einsum("bnthwd,hkd->bnthwk", grid_q, self.rel_pos_h[relative_index(q_h, k_h, q.device)]),
-            torch.einsum("bnthwd,wkd->bnthwk", grid_q, self.rel_pos_w[relative_index(q_w, k_w, q.device)]),
-        )
 
 
 def _fast_mvit_in_place(model: nn.Module) -> None:

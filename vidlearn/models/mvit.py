@@ -129,17 +129,25 @@ class MultiscaleAttention(nn.Module):
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * max(q_w, k_w) - 1, head_dim))
         self.rel_pos_t = nn.Parameter(torch.zeros(2 * max(q_t, k_t) - 1, head_dim))
 
-    def relative_position_bias(self, q: torch.Tensor) -> torch.Tensor:
-        """Pooled queries ``B x heads x (1 + Nq) x d`` -> additive logits ``B x heads x (1 + Nq) x (1 + Nk)``:
-        ``q . (R_t + R_h + R_w)``, decomposed along the axes; 0 in the class token's row and column."""
+    def relative_logits(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three axes' terms of the relative-position logits of pooled queries
+        ``B x heads x (1 + Nq) x d``: ``q . R_axis[q_axis, k_axis]`` for the grid queries,
+        ``B x heads x Tq x Hq x Wq x k_axis`` each (``k_t``, ``k_h``, ``k_w`` keys along the axis)."""
         (q_t, q_h, q_w), (k_t, k_h, k_w) = self.q_grid, self.kv_grid
         grid_q = rearrange(q[:, :, 1:], "b n (t h w) d -> b n t h w d", t=q_t, h=q_h, w=q_w)
         table_t = self.rel_pos_t[relative_index(q_t, k_t, q.device)]  # q_t x k_t x d
         table_h = self.rel_pos_h[relative_index(q_h, k_h, q.device)]
         table_w = self.rel_pos_w[relative_index(q_w, k_w, q.device)]
-        along_t = torch.einsum("bnthwd,tkd->bnthwk", grid_q, table_t)
-        along_h = torch.einsum("bnthwd,hkd->bnthwk", grid_q, table_h)
-        along_w = torch.einsum("bnthwd,wkd->bnthwk", grid_q, table_w)
+        return (
+            torch.einsum("bnthwd,tkd->bnthwk", grid_q, table_t),
+            torch.einsum("bnthwd,hkd->bnthwk", grid_q, table_h),
+            torch.einsum("bnthwd,wkd->bnthwk", grid_q, table_w),
+        )
+
+    def relative_position_bias(self, q: torch.Tensor) -> torch.Tensor:
+        """Pooled queries ``B x heads x (1 + Nq) x d`` -> additive logits ``B x heads x (1 + Nq) x (1 + Nk)``:
+        ``q . (R_t + R_h + R_w)``, decomposed along the axes; 0 in the class token's row and column."""
+        along_t, along_h, along_w = self.relative_logits(q)
         bias = along_t[..., :, None, None] + along_h[..., None, :, None] + along_w[..., None, None, :]
         bias = rearrange(bias, "b n t h w kt kh kw -> b n (t h w) (kt kh kw)")
         return F.pad(bias, (1, 0, 1, 0))

@@ -23,6 +23,8 @@ when it pays (``winograd_pays``): ``docs/model-speed.md``.
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 
 import torch
@@ -47,33 +49,20 @@ def transform_matrices(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor
     return tuple(torch.tensor(m, dtype=dtype) for m in (_BT, _G, _AT))
 
 
-def _tile_matrices(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def tile_matrices(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """2D transforms on flattened tiles: ``B^T (x) B^T`` (36 x 36) for 6 x 6 input tiles and
     ``A^T (x) A^T`` (16 x 36) back to 4 x 4 output tiles."""
     bt, _, at = transform_matrices()
     return torch.kron(bt, bt).to(dtype), torch.kron(at, at).to(dtype)
 
 
-_TILE_MATRICES: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def tile_matrices(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    if dtype not in _TILE_MATRICES:
-        _TILE_MATRICES[dtype] = _tile_matrices(dtype)
-    return _TILE_MATRICES[dtype]
-
-
-_KERNEL_MATRICES: dict[tuple[torch.dtype, bool], torch.Tensor] = {}
-
-
+@functools.cache
 def _kernel_matrix(dtype: torch.dtype, flipped: bool) -> torch.Tensor:
     """``G (x) G`` (36 x 9) on flattened 3 x 3 kernels; with the kernel flipped first if ``flipped``."""
-    key = (dtype, flipped)
-    if key not in _KERNEL_MATRICES:
-        g = transform_matrices()[1]
-        g = g.flip(1) if flipped else g
-        _KERNEL_MATRICES[key] = torch.kron(g, g).to(dtype)
-    return _KERNEL_MATRICES[key]
+    g = transform_matrices()[1]
+    g = g.flip(1) if flipped else g
+    return torch.kron(g, g).to(dtype)
 
 
 def transform_weight(weight: torch.Tensor, transposed: bool = False) -> torch.Tensor:
@@ -142,9 +131,7 @@ class Workspace(threading.local):
         self.buffers: dict[int | str, torch.Tensor] = {}
 
     def take(self, slot: int | str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        numel = 1
-        for n in shape:
-            numel *= n
+        numel = math.prod(shape)
         buffer = self.buffers.get(slot)
         if buffer is None or buffer.dtype != dtype or buffer.numel() < numel:
             with torch.inference_mode(False):  # an ordinary tensor, writable in and out of inference mode
