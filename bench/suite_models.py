@@ -59,10 +59,10 @@ GOAL_PEAK = ">= 0.5"
 GOAL_MEMORY = "<= 1.0"
 NUM_CLASSES = 400
 MEMORY_BATCH = 8
-INFERENCE_LEVERS = "BatchNorm folded into the convolutions, channels-last, one oneDNN call per convolution (bias, ReLU and residual addition fused, weights reordered once); no torch.compile"
-TRAINING_LEVERS = "channels-last, weight gradients by shape (matrix products, 2D kernels, chunked im2col); no torch.compile"
+INFERENCE_LEVERS = "BatchNorm folded into the convolutions, channels-last, Winograd F(4x4,3x3) for stride-1 kt x 3 x 3 layers where it pays, one oneDNN call per other convolution (bias, ReLU and residual addition fused, weights reordered once); no torch.compile"
+TRAINING_LEVERS = "channels-last, Winograd F(4x4,3x3) forward and gradients for stride-1 kt x 3 x 3 layers on grids of 14 x 14 and more, weight gradients by shape elsewhere (matrix products, 2D kernels, chunked im2col); no torch.compile"
 MVIT_INFERENCE_LEVERS = "token pooling channels-last from the token layout (no rearrangement copies), relative-position logits written into the attention mask, residual pooling in place; no torch.compile"
-MVIT_TRAINING_LEVERS = "token pooling channels-last, depthwise pooling gradients by a forward convolution and shifted sums, relative-position logits written into the attention mask; no torch.compile"
+MVIT_TRAINING_LEVERS = "token pooling channels-last, depthwise pooling gradients by a forward convolution and shifted sums, attention as one autograd function (logits accumulated into the relative-position bias, softmax and its gradient in place); no torch.compile"
 
 
 @dataclass(frozen=True)
