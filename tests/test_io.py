@@ -294,3 +294,106 @@ def test_one_frame_video_and_index_errors(tmp_path):
         video.get_at_times([5.0])
     with pytest.raises(BadArgumentError, match="size"):
         open_video(path, size=0)
+
+
+# -- the container's own index instead of a packet scan ---------------------------------------------
+def write_encoded(path: Path, frames: np.ndarray, codec: str, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p", container_options: dict[str, str] | None = None) -> Path:
+    """Encode ``frames`` with a chosen codec and options (the library's writer always makes H.264 High)."""
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.options = options or {}
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+IN_ORDER_FILES = {  # codec, profile -> written with
+    "baseline.mp4": ("libx264", {"profile": "baseline", "g": "5"}, "yuv420p", None),
+    "mjpeg.avi": ("mjpeg", {}, "yuvj420p", None),
+    "mpeg4_simple.avi": ("mpeg4", {"g": "5"}, "yuv420p", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_ORDER_FILES))
+def test_in_order_codecs_use_the_container_index(tmp_path, name):
+    """Codecs that cannot reorder frames are indexed from the container without a packet scan, with the
+    same index the scan builds, and read frame-exactly."""
+    from vidlearn.io._pyav import index_from_container, open_container, scan_packets
+
+    codec, options, pix_fmt, _ = IN_ORDER_FILES[name]
+    path = write_encoded(tmp_path / name, moving_square_frames(23), codec, options, pix_fmt)
+    container = open_container(path)
+    try:
+        from_container = index_from_container(container)
+        scanned = scan_packets(container, path)
+    finally:
+        container.close()
+    assert from_container is not None and from_container.from_container
+    assert (from_container.pts, from_container.keyframe_pts) == (scanned.pts, scanned.keyframe_pts)
+    assert len(from_container.pts) == 23
+    with open_video(path) as video:
+        assert video._decoder.index.from_container
+        wanted = [22, 3, 11, 0, 7, 7, 16]
+        got = video.get(wanted)
+    np.testing.assert_array_equal(got, independent_decode(path, (48, 64), 22, 0)[wanted])
+
+
+def test_reordering_and_fragmented_files_are_scanned(tmp_path):
+    """H.264 with B-frames, and a fragmented MP4 (its index lists the first fragment only), read their packets."""
+    frames = moving_square_frames(23)
+    b_frames = write_encoded(tmp_path / "high.mp4", frames, "libx264", {"g": "5", "bf": "2"})
+    fragmented = write_encoded(
+        tmp_path / "fragmented.mp4", frames, "libx264", {"profile": "baseline", "g": "5"},
+        container_options={"movflags": "frag_keyframe+empty_moov"},
+    )
+    for path in (b_frames, fragmented):
+        with open_video(path) as video:
+            assert not video._decoder.index.from_container
+            assert len(video) == 23
+            np.testing.assert_array_equal(video.get([22, 5, 12]), independent_decode(path, (48, 64), 22, 0)[[22, 5, 12]])
+
+
+def test_container_index_whose_times_are_not_the_frames_is_replaced_by_a_scan(tmp_path, monkeypatch):
+    """A constant composition offset would make the container's times name the wrong frames: the first
+    decoded frame's timestamp disagrees, and the packets are scanned instead."""
+    from vidlearn.io import _pyav
+
+    path = write_encoded(tmp_path / "baseline.mp4", moving_square_frames(23), "libx264", {"profile": "baseline", "g": "5"})
+    real = _pyav.index_from_container
+
+    def shifted_by_one_frame(container):
+        index = real(container)
+        step = index.pts[1] - index.pts[0]
+        return _pyav.FrameIndex("pts", tuple(p - step for p in index.pts), tuple(p - step for p in index.keyframe_pts), index.packet_count, True)
+
+    monkeypatch.setattr(_pyav, "index_from_container", shifted_by_one_frame)
+    with open_video(path) as video:
+        assert not video._decoder.index.from_container
+        got = video.get([20, 4, 9])
+    np.testing.assert_array_equal(got, independent_decode(path, (48, 64), 22, 0)[[20, 4, 9]])
+
+
+@pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
+def test_container_index_equals_the_packet_scan(name, need_shared):
+    """Wherever the container's index is used, it is the index the packet scan builds; it is used exactly on the
+    sample files whose codec cannot reorder (H.264 Baseline, MPEG-4 Simple Profile) in MP4/MOV/AVI."""
+    from vidlearn.io._pyav import index_from_container, open_container, scan_packets
+
+    path = SHARED_VIDEOS / name
+    container = open_container(path)
+    try:
+        context = container.streams.video[0].codec_context
+        from_container = index_from_container(container)
+        scanned = scan_packets(container, path)
+        in_order = context.profile in ("Baseline", "Constrained Baseline", "Simple Profile")
+        indexed = container.format.name.split(",")[0] in ("mov", "avi")
+    finally:
+        container.close()
+    assert (from_container is not None) == (in_order and indexed)
+    if from_container is not None:
+        assert scanned.mode == "pts"
+        assert (from_container.pts, from_container.keyframe_pts, from_container.packet_count) == (
+            scanned.pts, scanned.keyframe_pts, scanned.packet_count
+        )

@@ -13,6 +13,14 @@ sequential decode outputs. Two ways of finding frame ``k`` without a sequential 
   counted while decoding from the start (the reader keeps its position, so ascending requests
   decode the file once).
 
+Reading every packet to learn the timestamps costs a pass over the whole file (3 ms of a 77 ms clip
+for a 2.8 MB, 377-frame MP4). It is skipped where the container's own index (MP4/MOV sample tables,
+the AVI index, both read by FFmpeg when the file opens) already states every frame's presentation
+time: for codecs that cannot reorder frames (intra-only ones, H.264 Baseline, MPEG-4 Simple Profile:
+decode order is presentation order, so the index's decode timestamps are presentation timestamps),
+when the index lists exactly the header's frame count within the file's bytes, and when the first
+decoded frame carries the first listed timestamp. Anything else is scanned.
+
 If a ``pts``-mode seek ever fails to land exactly on the wanted timestamp, the reader falls back
 to sequential mode for that file, so a returned frame is always the k-th frame of a sequential decode.
 
@@ -29,7 +37,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import av
 import cv2
@@ -37,6 +45,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidlearn.errors import VideoReadError
+
+T = TypeVar("T")
 
 SEQUENTIAL_CONTAINERS = ("avi",)  # containers whose packet timestamps are in decode order
 
@@ -82,13 +92,46 @@ class FrameIndex:
     """Where every presented frame of a video stream is, found without decoding when possible.
 
     ``pts`` holds the sorted presentation timestamps (stream time base) in ``pts`` mode and is empty
-    in ``sequential`` mode; ``keyframe_pts`` the sorted timestamps of keyframes.
+    in ``sequential`` mode; ``keyframe_pts`` the sorted timestamps of keyframes. ``from_container``:
+    read from the container's index (``index_from_container``) rather than from the packets.
     """
 
     mode: str
     pts: tuple[int, ...]
     keyframe_pts: tuple[int, ...]
     packet_count: int
+    from_container: bool = False
+
+
+# Codecs whose profile forbids reordering frames (no B-frames): their decode order is presentation order.
+_IN_ORDER_PROFILES = {"h264": ("Baseline", "Constrained Baseline"), "mpeg4": ("Simple Profile",)}
+_INDEXED_CONTAINERS = ("mov", "avi")  # FFmpeg reads the complete sample table / index when opening these
+
+
+def index_from_container(container: av.container.InputContainer) -> FrameIndex | None:
+    """The frame index from the container's own index, without reading packets, where it is exact; else None."""
+    stream = container.streams.video[0]
+    context = stream.codec_context
+    if container.format.name.split(",")[0] not in _INDEXED_CONTAINERS or context.has_b_frames:
+        return None
+    if not (context.codec.intra_only or context.profile in _IN_ORDER_PROFILES.get(context.name, ())):
+        return None
+    entries = stream.index_entries
+    # A fragmented MP4 lists only its first fragment when it opens, a truncated file more than it holds,
+    # an edit list can mark frames to discard: the packets tell those cases apart, so scan them.
+    if not entries or len(entries) != stream.frames:
+        return None
+    pts, keyframes, end = [], [], 0
+    for entry in entries:
+        if entry.size <= 0 or entry.is_discard:
+            return None
+        pts.append(entry.timestamp)
+        if entry.is_keyframe:
+            keyframes.append(entry.timestamp)
+        end = max(end, entry.pos + entry.size)
+    if end > container.size or any(b <= a for a, b in zip(pts, pts[1:])) or not keyframes:
+        return None
+    return FrameIndex("pts", tuple(pts), tuple(keyframes), len(pts), from_container=True)
 
 
 def scan_packets(container: av.container.InputContainer, path: str | Path) -> FrameIndex:
@@ -202,7 +245,7 @@ class FrameDecoder:
         self.path = str(path)
         self._container = open_container(path)
         self.stream = self._container.streams.video[0]
-        self.index = scan_packets(self._container, path)
+        self.index = index_from_container(self._container) or scan_packets(self._container, path)
         self._threads = threads
         self._configure_threads()
         self._frames: Iterator[av.VideoFrame] | None = None
@@ -241,6 +284,17 @@ class FrameDecoder:
         finally:
             context.skip_frame = "DEFAULT"
 
+    def first_frame(self) -> av.VideoFrame | None:
+        """The first presented frame (None for a stream without frames); checks an index read from the container."""
+        first = next(self.iter_frames(), None)
+        if self.index.from_container and (first is None or first.pts != self.index.pts[0]):
+            # The index's timestamps are not the frames' (e.g. a constant composition offset): scan the packets.
+            self._frames = None
+            rewind(self._container)
+            self.index = scan_packets(self._container, self.path)
+            first = next(self.iter_frames(), None)
+        return first
+
     def iter_frames(self) -> Iterator[av.VideoFrame]:
         """Every presented frame from the start, in order."""
         self._restart()
@@ -258,40 +312,45 @@ class FrameDecoder:
         return sum(1 for _ in self.iter_frames())
 
     # -- random access -----------------------------------------------------
-    def frames_at(self, indices: list[int]) -> dict[int, av.VideoFrame]:
-        """Decoded frames for the given (unique, ascending) indices."""
+    def frames_at(self, indices: list[int], convert: Callable[[av.VideoFrame], T]) -> dict[int, T]:
+        """``convert(frame)`` for the frames at the given (unique, ascending) indices.
+
+        Each wanted frame is converted as soon as it is decoded, so the decoder can reuse its picture
+        buffer: keeping 16 full-size decoded frames until the end of a clip made the decoder's buffer
+        pool grow by fresh allocations (measured 2-3% slower per 1080p clip).
+        """
         if self.index.mode == "pts":
             try:
-                return self._frames_by_pts(indices)
+                return self._frames_by_pts(indices, convert)
             except _SeekMissed:
                 # The packet timestamps did not describe the decoder's output: count instead, from the start.
                 self.index = FrameIndex("sequential", (), (), self.index.packet_count)
                 self._frames = None
         self._wanted_pts = frozenset()  # counting needs every frame decoded
-        return self._frames_by_counting(indices)
+        return self._frames_by_counting(indices, convert)
 
-    def _frames_by_counting(self, indices: list[int]) -> dict[int, av.VideoFrame]:
+    def _frames_by_counting(self, indices: list[int], convert: Callable[[av.VideoFrame], T]) -> dict[int, T]:
         if self._frames is None or indices[0] < self._next_seq:
             self._restart()
         assert self._frames is not None
         wanted = set(indices)
-        found: dict[int, av.VideoFrame] = {}
+        found: dict[int, T] = {}
         for frame in self._frames:
             k = self._next_seq
             self._next_seq += 1
             if k in wanted:
-                found[k] = frame
+                found[k] = convert(frame)
                 if len(found) == len(wanted):
                     break
         return found
 
-    def _frames_by_pts(self, indices: list[int]) -> dict[int, av.VideoFrame]:
-        found: dict[int, av.VideoFrame] = {}
+    def _frames_by_pts(self, indices: list[int], convert: Callable[[av.VideoFrame], T]) -> dict[int, T]:
+        found: dict[int, T] = {}
         self._wanted_pts = frozenset(self.index.pts[k] for k in indices)
         for k in indices:
             target = self.index.pts[k]
             if self._last_frame is not None and self._last_pts == target:
-                found[k] = self._last_frame
+                found[k] = convert(self._last_frame)
                 continue
             if self._must_seek(target):
                 self._seek(target)
@@ -301,7 +360,7 @@ class FrameDecoder:
                     raise _SeekMissed
                 self._last_pts, self._last_frame = frame.pts, frame
                 if frame.pts == target:
-                    found[k] = frame
+                    found[k] = convert(frame)
                     break
                 if frame.pts > target:
                     raise _SeekMissed

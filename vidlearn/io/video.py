@@ -99,7 +99,7 @@ class VideoReader:
         decoder = self._decoder
         stream = decoder.stream
         container = stream.container
-        first = next(decoder.iter_frames(), None)
+        first = decoder.first_frame()
         rotation = display_rotation(first) if first is not None else 0
         if first is None:
             frames = 0
@@ -148,11 +148,10 @@ class VideoReader:
             return np.zeros((0, *self.frame_shape), dtype=np.uint8)
         check_frame_indices(self.path, wanted, self.info.frames)
         unique = sorted(set(wanted.tolist()))
-        decoded = self._decoder.frames_at(unique)
-        missing = [k for k in unique if k not in decoded]
+        arrays = self._decoder.frames_at(unique, self._geometry.to_array)
+        missing = [k for k in unique if k not in arrays]
         if missing:
             raise VideoReadError(self.path, f"frame {missing[0]} could not be decoded (corrupt or truncated data)")
-        arrays = {k: self._geometry.to_array(frame) for k, frame in decoded.items()}
         return np.stack([arrays[k] for k in wanted.tolist()])
 
     def get_at_times(self, seconds: Sequence[float] | np.ndarray) -> np.ndarray:
