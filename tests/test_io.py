@@ -104,32 +104,43 @@ def test_strided_clip_skipping_unreferenced_frames_is_exact(name, need_shared):
     np.testing.assert_array_equal(got, independent_decode(path, (48, 64), upto, rotation_k)[wanted])
 
 
-def stream_facts(container) -> dict:
-    """What avformat_find_stream_info learns about the first video stream (partly by decoding its first frames)."""
-    stream = container.streams.video[0]
-    ctx = stream.codec_context
-    return {
-        "format": container.format.name, "duration": container.duration, "start": container.start_time,
-        "pix_fmt": ctx.pix_fmt, "size": (ctx.width, ctx.height), "has_b_frames": ctx.has_b_frames,
-        "profile": ctx.profile, "color": (ctx.color_range, ctx.colorspace), "sar": stream.sample_aspect_ratio,
-        "rates": (stream.average_rate, stream.base_rate, stream.guessed_rate), "time_base": stream.time_base,
-        "stream_span": (stream.start_time, stream.duration, stream.frames), "streams": len(container.streams),
-    }
+def probe_with_stream_info(path: Path, options: dict[str, str], monkeypatch) -> dict:
+    """``probe`` facts when FFmpeg's stream-info step opens with ``options`` (first try and fallback alike)."""
+    from vidlearn.io import _pyav
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_pyav, "_HEADER_ONLY_STREAM_INFO", options)
+        patch.setattr(_pyav, "_DECODED_STREAM_INFO", options)
+        return probe(path).to_dict()
 
 
 @pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
-def test_cheap_open_learns_the_same_stream_facts(name, need_shared):
-    """open_container lets FFmpeg's stream-info decoder skip deblocking: every fact it learns stays as a plain open's."""
-    from vidlearn.io._pyav import open_container
-
+def test_header_only_open_gives_the_facts_of_a_plain_open(name, need_shared, monkeypatch):
+    """Opening without decoding pictures for stream info (and falling back where headers may not suffice)
+    gives every ``probe`` fact a plain FFmpeg open gives; the pixels are compared in test_seeking_is_frame_exact."""
     path = SHARED_VIDEOS / name
-    with av.open(str(path)) as plain:
-        expected = stream_facts(plain)
-    container = open_container(path)
-    try:
-        assert stream_facts(container) == expected
-    finally:
-        container.close()
+    assert probe(path).to_dict() == probe_with_stream_info(path, {}, monkeypatch)
+
+
+def test_header_only_open_falls_back_where_headers_may_not_tell_reordering(tmp_path):
+    """In an AVI (decode-order timestamps) "no B-frames" is taken from headers only when the profile rules
+    B-frames out; otherwise the file is opened again with stream-info decoding."""
+    from vidlearn.io._pyav import _header_facts_suffice
+
+    frames = moving_square_frames(23)
+    cases = {  # name: (encoder options, profile, header-only open suffices)
+        "simple.avi": ({}, "Simple Profile", True),
+        "b_frames.avi": ({"bf": "2"}, "Advanced Simple Profile", True),
+        "advanced_no_b.avi": ({"flags": "+qpel", "bf": "0"}, "Advanced Simple Profile", False),
+    }
+    for name, (options, profile, suffices) in cases.items():
+        path = write_encoded(tmp_path / name, frames, "mpeg4", options)
+        with av.open(str(path), options={"skip_frame": "all"}) as container:
+            assert container.streams.video[0].codec_context.profile == profile
+            assert _header_facts_suffice(container) == suffices, name
+        with open_video(path) as video:
+            assert len(video) == 23
+            np.testing.assert_array_equal(video.get([20, 3, 11]), independent_decode(path, (48, 64), 22, 0)[[20, 3, 11]])
 
 
 def test_missed_seek_falls_back_to_counting_from_the_start(need_shared):

@@ -50,15 +50,28 @@ T = TypeVar("T")
 
 SEQUENTIAL_CONTAINERS = ("avi",)  # containers whose packet timestamps are in decode order
 
-# Options for the decoder that FFmpeg's avformat_find_stream_info opens on its own while opening a file:
-# it decodes the first frame(s) to learn the pixel format, reorder delay, aspect ratio..., then discards
-# the pictures. Skipping the in-loop deblocking filter there changes no parameter it learns (checked on
-# every shared video: identical stream and codec facts) and makes opening an H.264 file ~0.2 ms cheaper,
-# 15% of opening a small MP4/MOV. PyAV passes ``options`` to that decoder of every stream (and to
-# avformat_open_input, which leaves an option it does not know unused). Our own decoder is a separate
-# codec context and never sees these options. (``skip_frame=all`` there would save ~0.9 ms more but
-# leaves pixel format, colour and some durations unknown: not the same stream facts.)
-_STREAM_INFO_OPTIONS = {"skip_loop_filter": "all"}
+# Options for the decoder that FFmpeg's avformat_find_stream_info opens on its own while opening a file.
+# By default it decodes the first picture(s) to learn the pixel format, colour properties and aspect
+# ratio, then discards them: most of the cost of opening an H.264 file (5.7 of 6.6 ms for a 1080p AVI,
+# 2.9 of 4.1 ms for a 768x432 MP4). vidlearn needs none of those facts from there: its own decoder (a
+# separate codec context that never sees these options) learns them from the pictures it decodes, the
+# aspect ratio is read after the first frame, and the frame size, profile and reorder delay come from
+# the headers. So the stream-info decoder reads headers only (``skip_frame=all``), except where a fact
+# vidlearn does use could then be missing (``_header_facts_suffice``): then the file is opened again
+# with that decoder decoding (without its in-loop deblocking filter, which changes none of the facts).
+# Every shared sample video gives the same ``probe`` facts and the same pixels either way (tested).
+# PyAV passes ``options`` to that decoder of every stream (and to avformat_open_input, which leaves an
+# option it does not know unused).
+_HEADER_ONLY_STREAM_INFO = {"skip_frame": "all"}
+_DECODED_STREAM_INFO = {"skip_loop_filter": "all"}
+
+# Codecs whose profile forbids reordering frames (no B-frames): their decode order is presentation order.
+_IN_ORDER_PROFILES = {"h264": ("Baseline", "Constrained Baseline"), "mpeg4": ("Simple Profile",)}
+
+
+def cannot_reorder(context: av.codec.context.CodecContext) -> bool:
+    """Whether the stream's codec (intra-only) or profile rules out B-frames, whatever its headers say."""
+    return context.codec.intra_only or context.profile in _IN_ORDER_PROFILES.get(context.name, ())
 
 
 def open_container(path: str | Path) -> av.container.InputContainer:
@@ -74,8 +87,16 @@ def open_container(path: str | Path) -> av.container.InputContainer:
         raise VideoReadError(path, "is a directory, not a video file")
     if st.st_size == 0:
         raise VideoReadError(path, "empty file (0 bytes)")
+    container = _open(path, _HEADER_ONLY_STREAM_INFO)
+    if not _header_facts_suffice(container):
+        container.close()
+        container = _open(path, _DECODED_STREAM_INFO)
+    return container
+
+
+def _open(path: Path, stream_info_options: dict[str, str]) -> av.container.InputContainer:
     try:
-        container = av.open(str(path), options=_STREAM_INFO_OPTIONS, metadata_errors="ignore")
+        container = av.open(str(path), options=stream_info_options, metadata_errors="ignore")
     except av.error.InvalidDataError as exc:
         raise VideoReadError(path, f"not a readable video (corrupt, truncated or not a video file: {exc.strerror})") from None
     except (av.error.FFmpegError, OSError) as exc:
@@ -85,6 +106,17 @@ def open_container(path: str | Path) -> av.container.InputContainer:
         container.close()
         raise VideoReadError(path, f"no video stream (it has {others} stream(s))")
     return container
+
+
+def _header_facts_suffice(container: av.container.InputContainer) -> bool:
+    """Whether a header-only open told everything vidlearn uses: the frame size, and in a decode-order
+    container (AVI) whether frames reorder. Headers may leave a reorder delay unstated that decoding
+    the first pictures reveals; "no B-frames" is taken from headers only where the profile rules them out."""
+    context = container.streams.video[0].codec_context
+    if context.width <= 0 or context.height <= 0:
+        return False
+    decode_order = container.format.name in SEQUENTIAL_CONTAINERS
+    return not decode_order or bool(context.has_b_frames) or cannot_reorder(context)
 
 
 @dataclass(frozen=True)
@@ -102,9 +134,6 @@ class FrameIndex:
     packet_count: int
     from_container: bool = False
 
-
-# Codecs whose profile forbids reordering frames (no B-frames): their decode order is presentation order.
-_IN_ORDER_PROFILES = {"h264": ("Baseline", "Constrained Baseline"), "mpeg4": ("Simple Profile",)}
 _INDEXED_CONTAINERS = ("mov", "avi")  # FFmpeg reads the complete sample table / index when opening these
 
 
@@ -114,7 +143,7 @@ def index_from_container(container: av.container.InputContainer) -> FrameIndex |
     context = stream.codec_context
     if container.format.name.split(",")[0] not in _INDEXED_CONTAINERS or context.has_b_frames:
         return None
-    if not (context.codec.intra_only or context.profile in _IN_ORDER_PROFILES.get(context.name, ())):
+    if not cannot_reorder(context):
         return None
     entries = stream.index_entries
     # A fragmented MP4 lists only its first fragment when it opens, a truncated file more than it holds,

@@ -113,7 +113,7 @@ class VideoReader:
         duration = _duration(container, stream, decoder, frames)
         rate = stream.average_rate
         fps = float(rate) if rate else (frames / duration if duration > 0 else 0.0)
-        sar = stream.sample_aspect_ratio
+        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio  # the latter: learnt decoding the first frame
         return VideoInfo(
             path=self.path,
             container=container.format.name.split(",")[0],
