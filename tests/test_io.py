@@ -408,3 +408,12 @@ def test_container_index_equals_the_packet_scan(name, need_shared):
         assert (from_container.pts, from_container.keyframe_pts, from_container.packet_count) == (
             scanned.pts, scanned.keyframe_pts, scanned.packet_count
         )
+
+
+def test_the_demuxer_skips_other_streams(need_shared):
+    """Audio packets are skipped by the demuxer, not read and dropped (frames stay exact: test_seeking_is_frame_exact)."""
+    with open_video(SHARED_VIDEOS / "moviepy_big_buck_bunny_0_30.webm") as video:
+        streams = video._decoder.stream.container.streams
+        assert video.info.has_audio and len(streams) == 2
+        assert [s.discard.name for s in streams if s.type != "video"] == ["all"]
+        assert streams.video[0].discard.name == "default"
