@@ -72,6 +72,21 @@ def independent_decode(path: Path, size: tuple[int, int], upto: int, rotation_k:
     return np.stack(frames)
 
 
+def write_encoded(
+    path: Path, frames: np.ndarray, codec: str, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p",
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Encode ``frames`` with a chosen codec and options (the library's writer always makes H.264 High)."""
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.options = options or {}
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
 @pytest.mark.parametrize("name", VIDEO_IDS or ["<none>"])
 def test_seeking_is_frame_exact(name, need_shared):
     """Frame k by random access equals frame k of a sequential decode, in any request order."""
@@ -308,22 +323,10 @@ def test_one_frame_video_and_index_errors(tmp_path):
 
 
 # -- the container's own index instead of a packet scan ---------------------------------------------
-def write_encoded(path: Path, frames: np.ndarray, codec: str, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p", container_options: dict[str, str] | None = None) -> Path:
-    """Encode ``frames`` with a chosen codec and options (the library's writer always makes H.264 High)."""
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        stream.options = options or {}
-        for rgb in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(stream.encode(None))
-    return path
-
-
-IN_ORDER_FILES = {  # codec, profile -> written with
-    "baseline.mp4": ("libx264", {"profile": "baseline", "g": "5"}, "yuv420p", None),
-    "mjpeg.avi": ("mjpeg", {}, "yuvj420p", None),
-    "mpeg4_simple.avi": ("mpeg4", {"g": "5"}, "yuv420p", None),
+IN_ORDER_FILES = {  # file: (encoder, its options, pixel format)
+    "baseline.mp4": ("libx264", {"profile": "baseline", "g": "5"}, "yuv420p"),
+    "mjpeg.avi": ("mjpeg", {}, "yuvj420p"),
+    "mpeg4_simple.avi": ("mpeg4", {"g": "5"}, "yuv420p"),
 }
 
 
@@ -333,7 +336,7 @@ def test_in_order_codecs_use_the_container_index(tmp_path, name):
     same index the scan builds, and read frame-exactly."""
     from vidlearn.io._pyav import index_from_container, open_container, scan_packets
 
-    codec, options, pix_fmt, _ = IN_ORDER_FILES[name]
+    codec, options, pix_fmt = IN_ORDER_FILES[name]
     path = write_encoded(tmp_path / name, moving_square_frames(23), codec, options, pix_fmt)
     container = open_container(path)
     try:
