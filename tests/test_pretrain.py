@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vidlearn.data.index import DatasetSource, IndexEntry, VideoIndex
-from vidlearn.engine import pretrain as pretrain_module
 from vidlearn.engine.checkpoint import load_checkpoint
+from vidlearn.engine.loop import TrainingLoop
 from vidlearn.engine.modeling import load_initial_weights
 from vidlearn.engine.pretrain import PretrainConfig, pretrain
 from vidlearn.engine.sources import label_subset
@@ -58,17 +58,18 @@ def test_pretraining_writes_encoder_pictures_and_metrics(synth_root, tmp_path):
 
 def test_pretraining_resumes_after_an_interruption_exactly(synth_root, tmp_path, monkeypatch):
     reference = pretrain(tiny_config(synth_root, tmp_path / "reference"), progress=False)
-    real_save = pretrain_module._save
+    real_save = TrainingLoop.save
 
-    def save_then_die(out, config, model, optimizer, epoch, history):
-        real_save(out, config, model, optimizer, epoch, history)
-        if epoch == 1:
+    def save_then_die(loop, name, *args, **kwargs):
+        path = real_save(loop, name, *args, **kwargs)
+        if name == "last" and loop.epoch == 1:
             raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+        return path
 
-    monkeypatch.setattr(pretrain_module, "_save", save_then_die)
+    monkeypatch.setattr(TrainingLoop, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         pretrain(tiny_config(synth_root, tmp_path / "killed"), progress=False)
-    monkeypatch.setattr(pretrain_module, "_save", real_save)
+    monkeypatch.setattr(TrainingLoop, "save", real_save)
     resumed = pretrain(tiny_config(synth_root, tmp_path / "killed"), resume=True, progress=False)
     assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in reference.history]
     final = load_checkpoint(tmp_path / "killed" / "last.safetensors").model
