@@ -125,3 +125,23 @@ def test_init_inflates_2d_weights_and_reports_what_it_kept(tmp_path):
     save_file({"unrelated": torch.zeros(3)}, str(tmp_path / "none.safetensors"))
     with pytest.raises(BadArgumentError, match="no weight matches"):
         load_initial_weights(target, tmp_path / "none.safetensors")
+
+
+def test_two_process_pretraining_with_accumulation(synth_root, tmp_path):
+    """torchrun with 2 CPU processes (gloo), two batches per optimiser step: one run folder, written by rank 0."""
+    import os
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    settings = ["encoder=tiny", "epochs=1", "batch_size=2", "num_frames=4", "size=32", "short_side=32", "max_steps_per_epoch=2", "workers=0", "grad_accum=2"]
+    done = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(30500 + os.getpid() % 1000), "-m", "vidlearn.cli.main", "pretrain", "--data", str(synth_root), "--out", str(out), *settings],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = load_checkpoint(out / "last.safetensors").record
+    assert record["position"]["step"] == 2 and record["position"]["batches_done"] == 0
+    assert record["config"]["grad_accum"] == 2 and record["loop"]["grad_accum"] == 2
+    assert (out / "encoder.safetensors").exists() and len((out / "metrics.csv").read_text().splitlines()) == 2

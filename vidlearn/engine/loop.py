@@ -20,6 +20,7 @@ computes the same updates as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from vidlearn.errors import BadArgumentError
 from vidlearn.progress import progress_bar
 
 SCHEDULES = ("cosine", "constant")
+RESUME_SETTINGS = ("batch_size", "epochs", "grad_accum", "seed")
 
 
 @dataclass
@@ -184,6 +186,9 @@ class TrainingLoop:
         self.total_steps = self.steps_per_epoch * settings.epochs
         self.warmup_steps = int(round(settings.warmup_epochs * self.steps_per_epoch))
         self.epoch, self.batches_done, self.step = 0, 0, 0
+        # The epoch's running sums (samples, loss, metrics), kept in mid-epoch checkpoints so that
+        # a resumed epoch reports the same averages as an uninterrupted one.
+        self.epoch_sums: dict[str, float] = {}
         self.best_value: float | None = None
         self.latest_evaluation: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
@@ -204,8 +209,9 @@ class TrainingLoop:
         return {
             "library": f"vidlearn {__version__}",
             **self.objective.record(),
+            "loop": {k: v for k, v in dataclasses.asdict(self.settings).items() if k not in ("out", "progress")},
             "metrics": self.latest_evaluation if evaluation is None else evaluation,
-            "position": {"epoch": self.epoch, "batches_done": self.batches_done, "step": self.step, "best": best},
+            "position": {"epoch": self.epoch, "batches_done": self.batches_done, "step": self.step, "best": best, "epoch_sums": self.epoch_sums},
             "history": self.history,
         }
 
@@ -226,10 +232,14 @@ class TrainingLoop:
             raise BadArgumentError("cannot resume a run that writes no checkpoints (no out folder)")
         path = self.out / "last.safetensors"
         checkpoint = load_checkpoint(path)
-        saved, now = checkpoint.record.get("config", {}), self.objective.record().get("config", {})
-        for key in (*self.objective.resume_keys, "batch_size", "epochs", "grad_accum", "seed"):
-            if key in now and saved.get(key) != now[key]:
-                raise BadArgumentError(f"{path}: cannot resume: {key} was {saved.get(key)!r}, now {now[key]!r}")
+        saved_config, config = checkpoint.record.get("config", {}), self.objective.record().get("config", {})
+        changes = [(key, saved_config.get(key), config.get(key)) for key in self.objective.resume_keys]
+        # The order of updates depends on these: a changed one would not continue the same run.
+        saved_loop = checkpoint.record.get("loop", {})
+        changes += [(key, saved_loop.get(key), getattr(self.settings, key)) for key in RESUME_SETTINGS]
+        for key, before, now in changes:
+            if before != now:
+                raise BadArgumentError(f"{path}: cannot resume: {key} was {before!r}, now {now!r}")
         if checkpoint.optimizer is None:
             raise BadArgumentError(f"{path}: this checkpoint holds no optimiser state; it cannot be resumed")
         self.objective.model.load_state_dict(checkpoint.model)
@@ -240,6 +250,7 @@ class TrainingLoop:
         position = checkpoint.record["position"]
         self.epoch, self.batches_done, self.step = position["epoch"], position["batches_done"], position["step"]
         self.best_value = position.get("best", {}).get("value")
+        self.epoch_sums = dict(position.get("epoch_sums", {}))
         self.history = list(checkpoint.record.get("history", []))
         self.latest_evaluation = checkpoint.record.get("metrics", {})
 
@@ -253,7 +264,7 @@ class TrainingLoop:
         try:
             while self.epoch < self.settings.epochs:
                 row = self._train_epoch()
-                self.epoch, self.batches_done = self.epoch + 1, 0
+                self.epoch, self.batches_done, self.epoch_sums = self.epoch + 1, 0, {}
                 row = {"epoch": self.epoch, "step": self.step, **row}
                 evaluation = None
                 if self.epoch % self.settings.eval_every == 0 or self.epoch == self.settings.epochs:
@@ -297,7 +308,11 @@ class TrainingLoop:
         self.sampler.set_epoch(self.epoch)
         self.sampler.skip = self.batches_done * settings.batch_size
         batches = self.batches_per_epoch
-        seen, loss_sum, sums = 0, 0.0, {}
+        sums = self.epoch_sums if self.batches_done else {}
+        self.epoch_sums = sums
+        sums.setdefault("samples", 0)
+        sums.setdefault("loss", 0.0)
+        started_with = sums["samples"]
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         with progress_bar(batches, f"{settings.label} {self.epoch + 1}/{settings.epochs}", enabled=self.show) as advance:
@@ -313,23 +328,24 @@ class TrainingLoop:
                 self.batches_done += 1
                 if boundary:
                     self._optimizer_step()
-                seen += result.count
-                loss_sum += float(result.loss.detach()) * result.count
+                sums["samples"] += result.count
+                sums["loss"] += float(result.loss.detach()) * result.count
                 for name, value in result.metrics.items():
                     sums[name] = sums.get(name, 0.0) + value * result.count
-                rate = seen / max(1e-9, time.perf_counter() - started)
-                shown = " ".join(f"{k} {v / seen:.3f}" for k, v in sums.items())
-                advance(1, f"loss {loss_sum / seen:.4f} {shown} {rate:.1f}/s")
+                seen = sums["samples"]
+                rate = (seen - started_with) / max(1e-9, time.perf_counter() - started)
+                shown = " ".join(f"{k} {v / seen:.3f}" for k, v in sums.items() if k not in ("samples", "loss"))
+                advance(1, f"loss {sums['loss'] / seen:.4f} {shown} {rate:.1f}/s")
                 if self._checkpoint_due(batches):
                     self.save("last")
                 if self.batches_done >= batches:
                     break
-        names = list(sums)
-        totals = self.dist.sum([loss_sum, seen, *(sums[k] for k in names)])
+        names = [k for k in sums if k not in ("samples", "loss")]
+        totals = self.dist.sum([sums["loss"], sums["samples"], sums["samples"] - started_with, *(sums[k] for k in names)])
         count = max(1, totals[1])
         elapsed = max(1e-9, time.perf_counter() - started)
-        row = {"train_loss": totals[0] / count, **{f"train_{k}": v / count for k, v in zip(names, totals[2:])}}
-        return {**row, "clips_per_second": totals[1] / elapsed, "lr": self.optimizer.param_groups[0]["lr"]}
+        row = {"train_loss": totals[0] / count, **{f"train_{k}": v / count for k, v in zip(names, totals[3:])}}
+        return {**row, "clips_per_second": totals[2] / elapsed, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def _checkpoint_due(self, batches: int) -> bool:
         every = self.settings.checkpoint_every
