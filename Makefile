@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The CPU build of torch lies on these machines' disk; pip finds it through its find-links.
+# The CPU build of torch lies on these machines' disk; pip finds it through its find-links. Elsewhere
+# torch 2.13.0 comes from the registry: its +cpu build where the registry has one, else the default build.
 TORCH_WHEELS ?= /opt/wheels
 DEMO_DIR ?= runs/demo
 
@@ -15,8 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 	  $(BIN)/pip install -q --find-links $(TORCH_WHEELS) -r requirements.lock; \
 	else \
 	  echo "note: no torch-2.13.0+cpu wheel in $(TORCH_WHEELS) (set TORCH_WHEELS=DIR): installing torch 2.13.0 from the package registry, which may be a large download." >&2; \
-	  sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' requirements.lock > $(VENV)/requirements.txt; \
-	  $(BIN)/pip install -q -r $(VENV)/requirements.txt; \
+	  $(BIN)/pip install -q -r requirements.lock 2>/dev/null || { \
+	    sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' requirements.lock > $(VENV)/requirements.txt; \
+	    $(BIN)/pip install -q -r $(VENV)/requirements.txt; }; \
 	fi
 	$(BIN)/pip install -q --no-deps -e .
 	@$(BIN)/python -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.startswith('2.13.0') else 'unexpected torch ' + v)"
