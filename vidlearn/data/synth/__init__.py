@@ -29,8 +29,23 @@ from vidlearn.data.synth.classes import (
     ActionClass,
     class_by_name,
 )
-from vidlearn.data.synth.ground_truth import true_flow
-from vidlearn.data.synth.rendering import Sprite, render, render_array, sprite_to_frame
+from vidlearn.data.synth.ground_truth import (
+    DISTRACTOR,
+    GROUND_TRUTH_KINDS,
+    GroundTruth,
+    ground_truth_path,
+    parse_ground_truth,
+    read_ground_truth,
+    true_flow,
+)
+from vidlearn.data.synth.rendering import (
+    MASK_COVERAGE,
+    Sprite,
+    render,
+    render_array,
+    render_with_instances,
+    sprite_to_frame,
+)
 from vidlearn.data.synth.scenes import (
     BACKGROUND_PATTERNS,
     COLOURS,
@@ -89,6 +104,7 @@ from vidlearn.data.synth.writing import (
     videos_per_class,
 )
 
+
 __all__ = [
     "APPEARANCE_KINDS",
     "CLASS_NAMES",
@@ -98,6 +114,19 @@ __all__ = [
     "TURNABLE_KINDS",
     "ActionClass",
     "class_by_name",
+    "DISTRACTOR",
+    "GROUND_TRUTH_KINDS",
+    "GroundTruth",
+    "ground_truth_path",
+    "parse_ground_truth",
+    "read_ground_truth",
+    "true_flow",
+    "MASK_COVERAGE",
+    "Sprite",
+    "render",
+    "render_array",
+    "render_with_instances",
+    "sprite_to_frame",
     "BACKGROUND_PATTERNS",
     "COLOURS",
     "JITTER_MARGIN",

@@ -122,15 +122,21 @@ def sprite_to_frame(centre_x: float, centre_y: float, scale: float, angle_deg: f
     )
 
 
-def _composite(frame: np.ndarray, sprite: Sprite, x: float, y: float, radius: float, angle: float, alpha: float) -> None:
-    """Draw ``sprite`` into ``frame`` (in place) with its centre at pixel (x, y)."""
+def _composite(
+    frame: np.ndarray, sprite: Sprite, x: float, y: float, radius: float, angle: float, alpha: float
+) -> tuple[int, int, np.ndarray] | None:
+    """Draw ``sprite`` into ``frame`` (in place) with its centre at pixel (x, y).
+
+    Returns where it was drawn, ``(x0, y0, coverage)``: the shape's coverage (``h x w`` uint8,
+    255 = fully inside, before opacity) of the frame's pixels from (x0, y0) on; None if nothing was.
+    """
     if alpha <= 0 or radius <= 0:
-        return
+        return None
     height, width = frame.shape[:2]
     x0, y0 = max(math.floor(x - radius) - 2, 0), max(math.floor(y - radius) - 2, 0)
     x1, y1 = min(math.ceil(x + radius) + 3, width), min(math.ceil(y + radius) + 3, height)
     if x1 <= x0 or y1 <= y0:
-        return
+        return None
     level = sprite.level_for(radius)
     rgba = sprite.levels[level]
     # pyrDown keeps pixel k of a level at pixel 2k of the one above, so coordinates halve exactly.
@@ -140,6 +146,7 @@ def _composite(frame: np.ndarray, sprite: Sprite, x: float, y: float, radius: fl
     roi = frame[y0:y1, x0:x1]
     cover = warped[..., 3:4].astype(np.float32) * (alpha / 255)
     roi[...] = np.rint(roi * (1 - cover) + warped[..., :3].astype(np.float32) * alpha).astype(np.uint8)
+    return x0, y0, warped[..., 3]
 
 
 def _background_texture(background: Background, height: int, width: int) -> np.ndarray:
@@ -171,8 +178,16 @@ def _noise_tables(sigma: float) -> tuple[np.ndarray, np.ndarray]:
     return positive, negative
 
 
-def render(scene: Scene) -> Iterator[np.ndarray]:
-    """Yield the scene's frames, ``H x W x 3`` uint8 RGB, one at a time (long videos never sit in memory)."""
+# A pixel belongs to a shape's mask where the shape covers at least half of it.
+MASK_COVERAGE = 128
+
+
+def render_with_instances(scene: Scene) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(frame, instances)`` for each frame: the ``H x W x 3`` uint8 RGB frame and an
+    ``H x W`` uint8 map of which track each pixel shows: 0 for the background, ``i + 1`` for
+    ``scene.tracks[i]``, where that track's shape covers at least half the pixel (MASK_COVERAGE,
+    whatever its opacity, as long as it is drawn at all) and no later track (drawn on top) does.
+    """
     camera = scene.camera
     height, width = camera.height, camera.width
     short_side = min(height, width)
@@ -186,12 +201,13 @@ def render(scene: Scene) -> Iterator[np.ndarray]:
         (drift_x, drift_y), (shake_x, shake_y) = scene.drift[k], scene.jitter[k]
         top, left = origin + drift_y + shake_y, origin + drift_x + shake_x
         frame = texture[top : top + height, left : left + width].copy()
-        for track, sprite in zip(scene.tracks, sprites):
+        instances = np.zeros((height, width), np.uint8)
+        for instance_id, (track, sprite) in enumerate(zip(scene.tracks, sprites), start=1):
             j = k - track.start
             if 0 <= j < len(track.pose):
                 pose = track.pose
                 # The camera moved by the jitter, so everything in the scene shifts the other way.
-                _composite(
+                drawn = _composite(
                     frame,
                     sprite,
                     pose.x[j] * width - shake_x,
@@ -200,8 +216,18 @@ def render(scene: Scene) -> Iterator[np.ndarray]:
                     pose.angle[j],
                     pose.alpha[j],
                 )
+                if drawn is not None:
+                    x0, y0, coverage = drawn
+                    region = instances[y0 : y0 + coverage.shape[0], x0 : x0 + coverage.shape[1]]
+                    region[coverage >= MASK_COVERAGE] = instance_id
         uniform = np.frombuffer(noise_rng.bytes(frame.size), np.uint8).reshape(frame.shape)
         frame = cv2.subtract(cv2.add(frame, cv2.LUT(uniform, positive)), cv2.LUT(uniform, negative))
+        yield frame, instances
+
+
+def render(scene: Scene) -> Iterator[np.ndarray]:
+    """Yield the scene's frames, ``H x W x 3`` uint8 RGB, one at a time (long videos never sit in memory)."""
+    for frame, _ in render_with_instances(scene):
         yield frame
 
 

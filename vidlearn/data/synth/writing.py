@@ -8,6 +8,9 @@ import json
 import math
 import os
 import time
+import zipfile
+from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -16,10 +19,20 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from vidlearn.data.synth.classes import CLASS_NAMES, CLASSES, TIME_REVERSED_PAIRS
-from vidlearn.data.synth.rendering import render
-from vidlearn.data.synth.scenes import ClipPlan, Scene, UntrimmedPlan, plan_clip, plan_untrimmed
+from vidlearn.data.synth.ground_truth import (
+    DISTRACTOR,
+    NpyStream,
+    boxes_document,
+    boxes_of,
+    ground_truth_path,
+    parse_ground_truth,
+    segments_document,
+    write_flow,
+)
+from vidlearn.data.synth.rendering import render_with_instances
+from vidlearn.data.synth.scenes import ClipPlan, Scene, Segment, UntrimmedPlan, plan_clip, plan_untrimmed
 from vidlearn.errors import BadArgumentError
-from vidlearn.files import write_text_atomic
+from vidlearn.files import atomic_path, write_text_atomic
 from vidlearn.io import write_video
 from vidlearn.progress import progress_bar
 
@@ -144,21 +157,76 @@ def _metadata(settings: _Settings, complete: bool, counts: dict) -> str:
     ) + "\n"
 
 
-def _write_scene(job: tuple[str, Scene]) -> None:
-    path, scene = job
-    write_video(path, render(scene), scene.camera.fps)
+@dataclass(frozen=True)
+class _VideoJob:
+    """One video to render and which of its files are missing ("video" and ground-truth kinds)."""
+
+    path: Path  # the .mp4
+    scene: Scene
+    classes: tuple[str, ...]  # per track: the actors' class names, then "distractor"
+    segments: tuple[Segment, ...] | None  # untrimmed videos only
+    missing: tuple[str, ...]
+
+
+def _job(path: Path, scene: Scene, actor_labels: Sequence[int], segments, ground_truth: Sequence[str]) -> _VideoJob:
+    classes = tuple(CLASS_NAMES[label] for label in actor_labels)
+    classes += (DISTRACTOR,) * (len(scene.tracks) - len(classes))
+    wanted = [k for k in ground_truth if k != "segments" or segments is not None]
+    missing = ("video",) * (not path.exists()) + tuple(k for k in wanted if not ground_truth_path(path, k).exists())
+    return _VideoJob(path, scene, classes, segments, missing)
+
+
+def _write_job(job: _VideoJob) -> None:
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    if {"video", "masks", "boxes"} & set(job.missing):
+        _write_pixels(job)
+    if "flow" in job.missing:
+        write_flow(ground_truth_path(job.path, "flow"), job.scene)
+    if "segments" in job.missing:
+        document = segments_document(job.path.name, job.segments, CLASS_NAMES)
+        write_text_atomic(ground_truth_path(job.path, "segments"), document)
+
+
+def _write_pixels(job: _VideoJob) -> None:
+    """Render once for the video, the masks and the boxes, whichever are missing."""
+    scene, camera = job.scene, job.scene.camera
+    boxes: list[list] = []
+    with ExitStack() as stack:
+        masks = None
+        if "masks" in job.missing:
+            temporary = stack.enter_context(atomic_path(ground_truth_path(job.path, "masks"), suffix=".npz"))
+            archive = stack.enter_context(zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED))
+            masks = NpyStream(archive, "masks", (scene.frames, camera.height, camera.width), np.uint8)
+
+        def frames():
+            for frame, instances in render_with_instances(scene):
+                if masks is not None:
+                    masks.write(instances)
+                if "boxes" in job.missing:
+                    boxes.append(boxes_of(instances, len(scene.tracks)))
+                yield frame
+
+        if "video" in job.missing:
+            write_video(job.path, frames(), camera.fps)
+        else:
+            deque(frames(), maxlen=0)
+        if masks is not None:
+            masks.close()
+    if "boxes" in job.missing:
+        actors = sum(name != DISTRACTOR for name in job.classes)
+        write_text_atomic(ground_truth_path(job.path, "boxes"), boxes_document(job.path.name, job.classes, actors, boxes))
 
 
 def _default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run_jobs(jobs: list[tuple[str, Scene]], workers: int, progress: bool) -> None:
+def _run_jobs(jobs: list[_VideoJob], workers: int, progress: bool) -> None:
     workers = min(workers, len(jobs))
     with progress_bar(len(jobs), "SynthActions", enabled=progress) as advance:
         if workers <= 1:
             for job in jobs:
-                _write_scene(job)
+                _write_job(job)
                 advance()
             return
         import multiprocessing
@@ -171,7 +239,7 @@ def _run_jobs(jobs: list[tuple[str, Scene]], workers: int, progress: bool) -> No
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with context.Pool(workers) as pool:
-            for _ in pool.imap_unordered(_write_scene, jobs, chunksize=chunksize):
+            for _ in pool.imap_unordered(_write_job, jobs, chunksize=chunksize):
                 advance()
 
 
@@ -182,13 +250,16 @@ def synthesize(
     workers: int | None = None,
     num_untrimmed: int = DEFAULT_NUM_UNTRIMMED,
     progress: bool = True,
+    ground_truth: str | Iterable[str] = (),
 ) -> SynthSummary:
     """Render SynthActions into ``out_dir`` (layout in docs/synthactions.md).
 
     ``num_videos`` trimmed clips in total, rounded up so that every class has the same count;
     ``num_untrimmed`` long videos with segment annotations. ``workers`` processes (default: every
-    available core). Videos already complete from an earlier run with the same arguments are kept,
-    so an interrupted run resumes; a directory made with other arguments is refused.
+    available core). ``ground_truth`` kinds (GROUND_TRUTH_KINDS, e.g. ``"masks,boxes,flow"``) are
+    written beside each video (see vidlearn.data.synth.ground_truth). Files already complete from an
+    earlier run with the same arguments are kept, so an interrupted run resumes, and asking for more
+    ground truth later only writes what is missing; a directory made with other arguments is refused.
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BadArgumentError(f"seed must be a non-negative integer, got {seed!r}")
@@ -198,6 +269,7 @@ def synthesize(
         raise BadArgumentError(f"num_untrimmed must be at least 0, got {num_untrimmed}")
     if workers is not None and workers < 1:
         raise BadArgumentError(f"workers must be at least 1, got {workers}")
+    ground_truth = parse_ground_truth(ground_truth)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     settings = _Settings(int(seed), videos_per_class(num_videos), num_untrimmed)
@@ -215,9 +287,12 @@ def synthesize(
     untrimmed = [plan_untrimmed(settings.seed, index) for index in range(1, num_untrimmed + 1)]
 
     # Long videos first: they are the slowest jobs, and starting them early balances the workers.
-    wanted = [(out_dir / "untrimmed" / p.name, p.scene) for p in untrimmed]
-    wanted += [(out_dir / "clips" / p.relative_path, p.scene) for p in clips]
-    jobs = [(str(path), scene) for path, scene in wanted if not path.exists()]
+    wanted = [
+        _job(out_dir / "untrimmed" / p.name, p.scene, [s.label for s in p.segments], p.segments, ground_truth)
+        for p in untrimmed
+    ]
+    wanted += [_job(out_dir / "clips" / p.relative_path, p.scene, [p.label], None, ground_truth) for p in clips]
+    jobs = [job for job in wanted if job.missing]
     _run_jobs(jobs, workers or _default_workers(), progress)
 
     _write_split_files(out_dir, clips, split)
