@@ -96,11 +96,6 @@ def true_flow(scene: Scene, k: int) -> tuple[np.ndarray, np.ndarray]:
     return flow.astype(np.float32), valid
 
 
-def all_true_flow(scene: Scene) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """``true_flow(scene, k)`` for every frame that has a successor, in order."""
-    return (true_flow(scene, k) for k in range(scene.frames - 1))
-
-
 class NpyStream:
     """One array written into an open ``.npz`` (zip) a slice along its first axis at a time, so that
     a long video's masks or flow never sit in memory whole; ``np.load`` reads it as usual."""
@@ -165,15 +160,18 @@ def write_flow(path: Path, scene: Scene) -> None:
     """The scene's true flow and where it is valid, as NAME.flow.npz (atomically)."""
     camera = scene.camera
     shape = (scene.frames - 1, camera.height, camera.width)
+    # Each npy entry of the zip is written whole, so ``valid`` waits, as bits, until the flow is done.
+    valid_bits = []
     with atomic_path(path, suffix=".npz") as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
         flows = NpyStream(archive, "flow", (*shape, 2), np.float32)
-        for flow, _ in all_true_flow(scene):
+        for k in range(scene.frames - 1):
+            flow, valid = true_flow(scene, k)
             flows.write(flow)
+            valid_bits.append(np.packbits(valid))
         flows.close()
-        # A second pass for ``valid`` (each npy entry is written whole): the flow is cheap to redo.
         valid = NpyStream(archive, "valid", shape, np.bool_)
-        for _, defined in all_true_flow(scene):
-            valid.write(defined)
+        for bits in valid_bits:
+            valid.write(np.unpackbits(bits, count=camera.height * camera.width).astype(bool))
         valid.close()
 
 
