@@ -168,7 +168,9 @@ class _VideoJob:
     missing: tuple[str, ...]
 
 
-def _job(path: Path, scene: Scene, actor_labels: Sequence[int], segments, ground_truth: Sequence[str]) -> _VideoJob:
+def _job(
+    path: Path, scene: Scene, actor_labels: Sequence[int], segments: tuple[Segment, ...] | None, ground_truth: Sequence[str]
+) -> _VideoJob:
     classes = tuple(CLASS_NAMES[label] for label in actor_labels)
     classes += (DISTRACTOR,) * (len(scene.tracks) - len(classes))
     wanted = [k for k in ground_truth if k != "segments" or segments is not None]
