@@ -15,9 +15,9 @@ chosen so that each lesson of the course becomes a number you can measure:
 Everything is deterministic: each video's random numbers derive from (seed, its identity), never
 from the order of work, so any number of workers gives byte-identical files. docs/synthactions.md
 describes each class and how it is rendered; the modules follow the concerns: trajectories, classes,
-scenes (and plans), rendering, ground truth, writing (the dataset on disk).
+scenes (and plans), rendering, ground truth (masks, boxes, true flow and segments, written beside
+the videos on request and read back with ``read_ground_truth``), writing (the dataset on disk).
 """
-
 
 from vidlearn.data.synth.classes import (
     APPEARANCE_KINDS,
