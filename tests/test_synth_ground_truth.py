@@ -131,7 +131,10 @@ def test_ground_truth_lines_up_with_the_decoded_video(dataset):
         info, truth = probe(video), read_ground_truth(video, "masks,boxes,flow")
         assert truth.masks.shape == (info.frames, info.height, info.width) and truth.masks.dtype == np.uint8
         assert all(len(boxes) == info.frames for boxes in truth.boxes.values())
-        assert truth.flow.shape == (info.frames - 1, info.height, info.width, 2) and truth.flow.dtype == np.float32
+        assert (
+            truth.flow.shape == (info.frames - 1, info.height, info.width, 2)
+            and truth.flow.dtype == np.float32
+        )
         assert truth.flow_valid.shape == truth.flow.shape[:3] and truth.flow_valid.dtype == bool
 
 
@@ -161,7 +164,8 @@ def test_segments_agree_with_segments_csv(dataset):
         rows = [r for r in csv.DictReader(f) if r["video"] == video.name]
     truth = read_ground_truth(video, "segments,boxes")
     assert [(CLASS_NAMES[s.label], s.start, s.end) for s in truth.segments] == [
-        (r["label"], pytest.approx(float(r["start"]), abs=1e-6), pytest.approx(float(r["end"]), abs=1e-6)) for r in rows
+        (r["label"], pytest.approx(float(r["start"]), abs=1e-6), pytest.approx(float(r["end"]), abs=1e-6))
+        for r in rows
     ]
     document = json.loads(ground_truth_path(video, "segments").read_text())
     masks = read_ground_truth(video, "masks").masks
@@ -194,7 +198,9 @@ def test_resume_writes_only_the_missing_ground_truth(dataset):
     video_time = video.stat().st_mtime_ns
     ground_truth_path(video, "masks").unlink()
     ground_truth_path(video, "flow").unlink()
-    summary = synthesize(dataset, num_videos=18, seed=SEED, workers=1, num_untrimmed=1, progress=False, ground_truth=KINDS)
+    summary = synthesize(
+        dataset, num_videos=18, seed=SEED, workers=1, num_untrimmed=1, progress=False, ground_truth=KINDS
+    )
     assert (summary.rendered, summary.skipped) == (1, 18)
     assert video.read_bytes() == video_bytes and video.stat().st_mtime_ns == video_time  # not rewritten
     for kind, data in before.items():
@@ -204,8 +210,20 @@ def test_resume_writes_only_the_missing_ground_truth(dataset):
 
 def test_unknown_kind_is_a_one_line_error(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "vidlearn.cli.main", "synth", "--out", str(tmp_path / "s"), "--videos", "18",
-         "--untrimmed", "0", "--ground-truth", "masks,depth"],
+        [
+            sys.executable,
+            "-m",
+            "vidlearn.cli.main",
+            "synth",
+            "--out",
+            str(tmp_path / "s"),
+            "--videos",
+            "18",
+            "--untrimmed",
+            "0",
+            "--ground-truth",
+            "masks,depth",
+        ],
         capture_output=True,
         text=True,
     )

@@ -98,7 +98,9 @@ def _csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[s
         if not any(field.strip() for field in fields):
             continue
         if len(fields) != len(header):
-            raise AnnotationError(path, f"{len(fields)} fields where the header has {len(header)}", line=rows.line_num)
+            raise AnnotationError(
+                path, f"{len(fields)} fields where the header has {len(header)}", line=rows.line_num
+            )
         yield rows.line_num, {name: value.strip() for name, value in zip(header, fields)}
 
 
@@ -115,9 +117,13 @@ def _segment(
     start_text: str, end_text: str, columns: tuple[str, str], path: Path, number: int
 ) -> tuple[float, float]:
     """Start and end seconds of an annotated segment, checked: non-negative numbers, start < end."""
-    start, end = (_seconds(text, column, path, number) for text, column in zip((start_text, end_text), columns))
+    start, end = (
+        _seconds(text, column, path, number) for text, column in zip((start_text, end_text), columns)
+    )
     if not start < end:
-        raise AnnotationError(path, f"{columns[0]} {start:g} s is not before {columns[1]} {end:g} s", line=number)
+        raise AnnotationError(
+            path, f"{columns[0]} {start:g} s is not before {columns[1]} {end:g} s", line=number
+        )
     return start, end
 
 
@@ -127,7 +133,9 @@ def _seconds(text: str, column: str, path: Path, number: int) -> float:
     except ValueError:
         raise AnnotationError(path, f"{column} {text!r} is not a number of seconds", line=number) from None
     if not math.isfinite(seconds) or seconds < 0:
-        raise AnnotationError(path, f"{column} {text!r} must be a non-negative number of seconds", line=number)
+        raise AnnotationError(
+            path, f"{column} {text!r} must be a non-negative number of seconds", line=number
+        )
     return seconds
 
 
@@ -136,5 +144,9 @@ def video_folder_index(root: str | Path, progress: bool = True, workers: int | N
     folder = _folder(root)
     entries = [IndexEntry(str(p)) for p in sorted(folder.rglob("*")) if _is_video(p)]
     if not entries:
-        raise BadArgumentError(f"{folder}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) under this folder")
-    return scan_videos(VideoIndex(entries, [], DatasetSource("videos", str(folder))), workers=workers, progress=progress)
+        raise BadArgumentError(
+            f"{folder}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) under this folder"
+        )
+    return scan_videos(
+        VideoIndex(entries, [], DatasetSource("videos", str(folder))), workers=workers, progress=progress
+    )

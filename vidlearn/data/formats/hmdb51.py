@@ -89,7 +89,9 @@ def _hmdb51_split_entries(
     for split_file in split_files:
         action = _hmdb51_split_action(split_file, split)
         if action not in label_of:
-            raise AnnotationError(split_file, f"class {action!r} (from the file name) is not in class_names.txt")
+            raise AnnotationError(
+                split_file, f"class {action!r} (from the file name) is not in class_names.txt"
+            )
         for number, line in _annotation_lines(split_file):
             parts = line.rsplit(None, 1)
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
@@ -105,11 +107,15 @@ def _hmdb51_split_entries(
 
 def _hmdb51_videos(root: Path) -> list[Path]:
     """Videos directly in ``root`` and in its sub-folders, folder by folder in sorted order."""
-    folders = [root] + sorted(child for child in root.iterdir() if child.is_dir() and not child.name.startswith("."))
+    folders = [root] + sorted(
+        child for child in root.iterdir() if child.is_dir() and not child.name.startswith(".")
+    )
     return [video for folder in folders for video in _videos_in(folder)]
 
 
-def _hmdb51_folder_entries(root: Path, class_names: list[str]) -> tuple[list[IndexEntry], list[tuple[str, str]]]:
+def _hmdb51_folder_entries(
+    root: Path, class_names: list[str]
+) -> tuple[list[IndexEntry], list[tuple[str, str]]]:
     label_of = {name: label for label, name in enumerate(class_names)}
     entries, skipped = [], []
     for video in _hmdb51_videos(root):

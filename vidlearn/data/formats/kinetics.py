@@ -18,7 +18,9 @@ KINETICS_CSV_NAMES = {
     "test": ("test.csv",),
 }
 
-KINETICS_MISSING = "video not found as <id>_<start>_<end> in the root, <label>/ or <split>/<label>/, nor as <id>"
+KINETICS_MISSING = (
+    "video not found as <id>_<start>_<end> in the root, <label>/ or <split>/<label>/, nor as <id>"
+)
 
 
 def load_kinetics(
@@ -53,7 +55,9 @@ def load_kinetics(
     for number, row in rows:
         if not row["youtube_id"]:
             raise AnnotationError(csv_path, "empty youtube_id", line=number)
-        start, end = _segment(row["time_start"], row["time_end"], ("time_start", "time_end"), csv_path, number)
+        start, end = _segment(
+            row["time_start"], row["time_end"], ("time_start", "time_end"), csv_path, number
+        )
         label = _label(row.get("label", ""), label_of, csv_path, number)
         clip = f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}"
         found = _kinetics_video(root, row, clip, names_in)
@@ -72,7 +76,9 @@ def _kinetics_video(
     """The first existing file among the places a Kinetics downloader puts a clip."""
     label, split = row.get("label", ""), row.get("split", "")
     label_folders = list(dict.fromkeys([label, label.replace(" ", "_")])) if label else []
-    folders = [root / split / name for name in label_folders if split] + [root / name for name in label_folders]
+    folders = [root / split / name for name in label_folders if split] + [
+        root / name for name in label_folders
+    ]
     places = [(folder, clip) for folder in folders + [root]] + [(root, row["youtube_id"])]
     for folder, stem in places:
         for extension in VIDEO_EXTENSIONS:

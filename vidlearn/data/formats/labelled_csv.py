@@ -25,7 +25,9 @@ def load_csv(csv_path: str | Path, class_names: Sequence[str] | None = None) -> 
     header = _csv_header(csv_path)
     path_column = "video" if "video" in header else "path"
     if path_column not in header or "label" not in header:
-        raise AnnotationError(csv_path, "the header needs a 'video' (or 'path') column and a 'label' column", line=1)
+        raise AnnotationError(
+            csv_path, "the header needs a 'video' (or 'path') column and a 'label' column", line=1
+        )
     has_segments = "start" in header or "end" in header
     rows = list(_csv_rows(csv_path, (path_column, "label") + (("start", "end") if has_segments else ())))
     class_file = csv_path.parent / "class_names.txt"

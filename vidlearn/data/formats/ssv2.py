@@ -47,11 +47,14 @@ def load_ssv2(
             name = str(item["template"]).replace("[", "").replace("]", "")
             if name not in label_of:
                 raise AnnotationError(
-                    list_file, f"item {position} (id {item['id']}): class {name!r} is not in {labels_file.name}"
+                    list_file,
+                    f"item {position} (id {item['id']}): class {name!r} is not in {labels_file.name}",
                 )
             label = label_of[name]
         entries.append(IndexEntry(str(videos / f"{item['id']}.webm"), label))
-    return VideoIndex(entries, class_names, DatasetSource("ssv2", str(root), (str(labels_file), str(list_file))))
+    return VideoIndex(
+        entries, class_names, DatasetSource("ssv2", str(root), (str(labels_file), str(list_file)))
+    )
 
 
 def _ssv2_annotations_folder(root: Path) -> Path:
@@ -72,7 +75,9 @@ def _find_ssv2_file(folder: Path, name: str) -> Path | None:
 def _ssv2_file(folder: Path, name: str) -> Path:
     found = _find_ssv2_file(folder, name)
     if found is None:
-        raise AnnotationError(folder / f"{name}.json", f"file not found (nor something-something-v2-{name}.json)")
+        raise AnnotationError(
+            folder / f"{name}.json", f"file not found (nor something-something-v2-{name}.json)"
+        )
     return found
 
 

@@ -31,7 +31,9 @@ def load_folder(root: str | Path) -> VideoIndex:
         raise BadArgumentError(f"{root}: no class folders holding videos ({' '.join(VIDEO_EXTENSIONS)})")
     class_names = list(videos_by_class)
     entries = [
-        IndexEntry(str(video), label) for label, name in enumerate(class_names) for video in videos_by_class[name]
+        IndexEntry(str(video), label)
+        for label, name in enumerate(class_names)
+        for video in videos_by_class[name]
     ]
     return VideoIndex(entries, class_names, DatasetSource("folder", str(root)))
 
@@ -59,7 +61,9 @@ def load_ucf101(
     for number, line in _annotation_lines(list_file):
         relative, label = _ucf101_line(line, label_of, list_file, number)
         entries.append(IndexEntry(str(root / relative), label))
-    return VideoIndex(entries, class_names, DatasetSource("ucf101", str(root), (str(class_file), str(list_file))))
+    return VideoIndex(
+        entries, class_names, DatasetSource("ucf101", str(root), (str(class_file), str(list_file)))
+    )
 
 
 def load_synthactions(root: str | Path, split: int = 1, subset: str = "train") -> VideoIndex:
@@ -124,6 +128,8 @@ def _ucf101_line(line: str, label_of: dict[str, int], path: Path, number: int) -
     folder, separator, _ = line.replace("\\", "/").partition("/")
     if not separator or folder not in label_of:
         raise AnnotationError(
-            path, f"expected '<Class>/<video> [class number]' with a class of classInd.txt, got {line!r}", line=number
+            path,
+            f"expected '<Class>/<video> [class number]' with a class of classInd.txt, got {line!r}",
+            line=number,
         )
     return line, label_of[folder]

@@ -104,7 +104,6 @@ from vidlearn.data.synth.writing import (
     videos_per_class,
 )
 
-
 __all__ = [
     "APPEARANCE_KINDS",
     "CLASS_NAMES",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -59,8 +59,20 @@ def _appearance_text(kind: str) -> str:
 
 
 CLASSES: tuple[ActionClass, ...] = (
-    ActionClass("MoveLeft", "time-reversed", _pair_text("moves from right to left", "MoveRight"), move_left, "moves left"),
-    ActionClass("MoveRight", "time-reversed", _pair_text("moves from left to right", "MoveLeft"), move_right, "moves right"),
+    ActionClass(
+        "MoveLeft",
+        "time-reversed",
+        _pair_text("moves from right to left", "MoveRight"),
+        move_left,
+        "moves left",
+    ),
+    ActionClass(
+        "MoveRight",
+        "time-reversed",
+        _pair_text("moves from left to right", "MoveLeft"),
+        move_right,
+        "moves right",
+    ),
     ActionClass("Grow", "time-reversed", _pair_text("grows in place", "Shrink"), grow, "grows"),
     ActionClass("Shrink", "time-reversed", _pair_text("shrinks in place", "Grow"), shrink, "shrinks"),
     ActionClass(
@@ -80,20 +92,44 @@ CLASSES: tuple[ActionClass, ...] = (
         TURNABLE_KINDS,
     ),
     ActionClass(
-        "Approach", "time-reversed", _pair_text("comes nearer: larger and lower together", "Recede"), approach, "comes closer"
+        "Approach",
+        "time-reversed",
+        _pair_text("comes nearer: larger and lower together", "Recede"),
+        approach,
+        "comes closer",
     ),
     ActionClass(
-        "Recede", "time-reversed", _pair_text("goes away: smaller and higher together", "Approach"), recede, "moves away"
+        "Recede",
+        "time-reversed",
+        _pair_text("goes away: smaller and higher together", "Approach"),
+        recede,
+        "moves away",
     ),
     ActionClass("FadeIn", "time-reversed", _pair_text("fades in", "FadeOut"), fade_in, "fades in"),
     ActionClass("FadeOut", "time-reversed", _pair_text("fades out", "FadeIn"), fade_out, "fades out"),
     ActionClass("Ring", "appearance", _appearance_text("ring"), hover, "hovers in place", ("ring",)),
-    ActionClass("Crescent", "appearance", _appearance_text("crescent"), hover, "hovers in place", ("crescent",)),
-    ActionClass("Hourglass", "appearance", _appearance_text("hourglass"), hover, "hovers in place", ("hourglass",)),
-    ActionClass("Bounce", "motion", "The actor bounces along the ground: a motion pattern.", bounce, "bounces"),
-    ActionClass("ZigZag", "motion", "The actor crosses the frame in a zigzag: a motion pattern.", zigzag, "zigzags across"),
-    ActionClass("Orbit", "motion", "The actor circles around a point: a motion pattern.", orbit, "circles {turning}"),
-    ActionClass("Shake", "motion", "The actor shakes quickly in place: a motion pattern.", shake, "shakes in place"),
+    ActionClass(
+        "Crescent", "appearance", _appearance_text("crescent"), hover, "hovers in place", ("crescent",)
+    ),
+    ActionClass(
+        "Hourglass", "appearance", _appearance_text("hourglass"), hover, "hovers in place", ("hourglass",)
+    ),
+    ActionClass(
+        "Bounce", "motion", "The actor bounces along the ground: a motion pattern.", bounce, "bounces"
+    ),
+    ActionClass(
+        "ZigZag",
+        "motion",
+        "The actor crosses the frame in a zigzag: a motion pattern.",
+        zigzag,
+        "zigzags across",
+    ),
+    ActionClass(
+        "Orbit", "motion", "The actor circles around a point: a motion pattern.", orbit, "circles {turning}"
+    ),
+    ActionClass(
+        "Shake", "motion", "The actor shakes quickly in place: a motion pattern.", shake, "shakes in place"
+    ),
     ActionClass(
         "ThereAndBack",
         "long-range",

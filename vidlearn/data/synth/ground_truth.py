@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -77,7 +77,10 @@ def true_flow(scene: Scene, k: int) -> tuple[np.ndarray, np.ndarray]:
         for pose_index, frame_index in placed:
             pose = track.pose
             radius = track.appearance.size / 2 * short_side * pose.scale[pose_index]
-            centre = (pose.x[pose_index] * width - scene.jitter[frame_index][0], pose.y[pose_index] * height - scene.jitter[frame_index][1])
+            centre = (
+                pose.x[pose_index] * width - scene.jitter[frame_index][0],
+                pose.y[pose_index] * height - scene.jitter[frame_index][1],
+            )
             affine = sprite_to_frame(*centre, radius, pose.angle[pose_index], 0.0)
             maps.append((centre, radius, affine, pose.alpha[pose_index]))
             valid &= np.hypot(x - centre[0], y - centre[1]) > 1.3 * radius + 2
@@ -120,7 +123,12 @@ def boxes_of(instances: np.ndarray, count: int) -> list[list[int] | None]:
     for instance_id in range(1, count + 1):
         rows, cols = np.nonzero(instances == instance_id)
         if len(rows):
-            boxes[instance_id - 1] = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
+            boxes[instance_id - 1] = [
+                int(cols.min()),
+                int(rows.min()),
+                int(cols.max()) + 1,
+                int(rows.max()) + 1,
+            ]
     return boxes
 
 
@@ -153,7 +161,10 @@ def segments_document(video: str, segments: Sequence[Segment], class_names: Sequ
         }
         for i, s in enumerate(segments)
     ]
-    return json.dumps({"video": video, "fps": segments[0].fps if segments else None, "segments": rows}, indent=1) + "\n"
+    return (
+        json.dumps({"video": video, "fps": segments[0].fps if segments else None, "segments": rows}, indent=1)
+        + "\n"
+    )
 
 
 def write_flow(path: Path, scene: Scene) -> None:
@@ -162,7 +173,10 @@ def write_flow(path: Path, scene: Scene) -> None:
     shape = (scene.frames - 1, camera.height, camera.width)
     # Each npy entry of the zip is written whole, so ``valid`` waits, as bits, until the flow is done.
     valid_bits = []
-    with atomic_path(path, suffix=".npz") as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        atomic_path(path, suffix=".npz") as temporary,
+        zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
         flows = NpyStream(archive, "flow", (*shape, 2), np.float32)
         for k in range(scene.frames - 1):
             flow, valid = true_flow(scene, k)
@@ -202,10 +216,16 @@ def read_ground_truth(video: str | Path, kinds: str | Iterable[str] | None = Non
     it, whatever was written is read, and nothing at all is an error.
     """
     video = Path(video)
-    wanted = parse_ground_truth(kinds) if kinds is not None else tuple(
-        k for k in GROUND_TRUTH_KINDS if ground_truth_path(video, k).exists()
+    wanted = (
+        parse_ground_truth(kinds)
+        if kinds is not None
+        else tuple(k for k in GROUND_TRUTH_KINDS if ground_truth_path(video, k).exists())
     )
-    missing = [k for k in wanted if not ground_truth_path(video, k).exists()] if wanted else ["masks", "boxes", "flow"]
+    missing = (
+        [k for k in wanted if not ground_truth_path(video, k).exists()]
+        if wanted
+        else ["masks", "boxes", "flow"]
+    )
     if missing:
         flag = ",".join(missing)
         raise BadArgumentError(
@@ -221,7 +241,9 @@ def read_ground_truth(video: str | Path, kinds: str | Iterable[str] | None = Non
             document = json.loads(ground_truth_path(video, "boxes").read_text(encoding="utf-8"))
             fields["instances"] = {i["id"]: i["class"] for i in document["instances"]}
             fields["boxes"] = {
-                i["id"]: np.array([b if b is not None else [np.nan] * 4 for b in i["boxes"]], np.float64).reshape(-1, 4)
+                i["id"]: np.array(
+                    [b if b is not None else [np.nan] * 4 for b in i["boxes"]], np.float64
+                ).reshape(-1, 4)
                 for i in document["instances"]
             }
         if "flow" in wanted:
@@ -230,7 +252,8 @@ def read_ground_truth(video: str | Path, kinds: str | Iterable[str] | None = Non
         if "segments" in wanted:
             document = json.loads(ground_truth_path(video, "segments").read_text(encoding="utf-8"))
             fields["segments"] = tuple(
-                Segment(r["label"], r["start_frame"], r["end_frame"], document["fps"]) for r in document["segments"]
+                Segment(r["label"], r["start_frame"], r["end_frame"], document["fps"])
+                for r in document["segments"]
             )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise AnnotationError(video, f"unreadable ground truth ({type(error).__name__}: {error})") from None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -17,11 +17,26 @@ _UNIT_POLYGONS: dict[str, np.ndarray] = {
     "square": np.array([(-1, -1), (1, -1), (1, 1), (-1, 1)]) / math.sqrt(2),
     "triangle": np.array([(math.sin(a), -math.cos(a)) for a in np.radians([0, 120, 240])]),
     "star": np.array(
-        [(r * math.sin(a), -r * math.cos(a)) for a, r in zip(np.radians(np.arange(0, 360, 36)), [1.0, 0.42] * 5)]
+        [
+            (r * math.sin(a), -r * math.cos(a))
+            for a, r in zip(np.radians(np.arange(0, 360, 36)), [1.0, 0.42] * 5)
+        ]
     ),
     "cross": np.array(
-        [(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3),
-         (0.3, 1), (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)]
+        [
+            (-0.3, -1),
+            (0.3, -1),
+            (0.3, -0.3),
+            (1, -0.3),
+            (1, 0.3),
+            (0.3, 0.3),
+            (0.3, 1),
+            (-0.3, 1),
+            (-0.3, 0.3),
+            (-1, 0.3),
+            (-1, -0.3),
+            (-0.3, -0.3),
+        ]
     ),
     "hourglass": np.array([(-0.6, -0.8), (0.6, -0.8), (0.08, 0), (0.6, 0.8), (-0.6, 0.8), (-0.08, 0)]),
 }
@@ -45,7 +60,9 @@ def _shape_mask(kind: str, side: int, radius: float) -> np.ndarray:
 
     def disc(offset, r, value):
         x, y = _fixed_point(centre + np.asarray(offset) * scale)
-        cv2.circle(mask, (int(x), int(y)), int(_fixed_point(r * scale)), value, -1, cv2.LINE_8, _SUBPIXEL_BITS)
+        cv2.circle(
+            mask, (int(x), int(y)), int(_fixed_point(r * scale)), value, -1, cv2.LINE_8, _SUBPIXEL_BITS
+        )
 
     if kind == "circle":
         disc((0, 0), 1.0, 255)
@@ -105,7 +122,9 @@ class Sprite:
         return min(max(math.floor(math.log2(self.radius / radius_px)), 0), len(self.levels) - 1)
 
 
-def sprite_to_frame(centre_x: float, centre_y: float, scale: float, angle_deg: float, sprite_centre: float) -> np.ndarray:
+def sprite_to_frame(
+    centre_x: float, centre_y: float, scale: float, angle_deg: float, sprite_centre: float
+) -> np.ndarray:
     """The 2 x 3 affine map from sprite pixels to frame pixels.
 
     Positive angles turn anticlockwise on screen: with y pointing down, the point above the
@@ -142,7 +161,9 @@ def _composite(
     # pyrDown keeps pixel k of a level at pixel 2k of the one above, so coordinates halve exactly.
     sprite_centre = (sprite.levels[0].shape[0] - 1) / 2 / 2**level
     matrix = sprite_to_frame(x - x0, y - y0, radius / (sprite.radius / 2**level), angle, sprite_centre)
-    warped = cv2.warpAffine(rgba, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    warped = cv2.warpAffine(
+        rgba, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
     roi = frame[y0:y1, x0:x1]
     cover = warped[..., 3:4].astype(np.float32) * (alpha / 255)
     roi[...] = np.rint(roi * (1 - cover) + warped[..., :3].astype(np.float32) * alpha).astype(np.uint8)
@@ -155,7 +176,9 @@ def _background_texture(background: Background, height: int, width: int) -> np.n
     rows, cols = height + margin, width + margin
     if background.pattern == "mottled":
         rng = np.random.default_rng(background.texture_seed)
-        coarse = rng.random((max(2, round(rows / background.period)) + 1, max(2, round(cols / background.period)) + 1))
+        coarse = rng.random(
+            (max(2, round(rows / background.period)) + 1, max(2, round(cols / background.period)) + 1)
+        )
         weight = cv2.resize(coarse.astype(np.float32), (cols, rows), interpolation=cv2.INTER_CUBIC)
     else:
         yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
@@ -193,7 +216,10 @@ def render_with_instances(scene: Scene) -> Iterator[tuple[np.ndarray, np.ndarray
     short_side = min(height, width)
     texture = _background_texture(scene.background, height, width)
     # Each sprite is drawn at the largest size its track reaches, so it is only ever scaled down.
-    sprites = [Sprite.build(t.appearance, t.appearance.size / 2 * short_side * t.pose.scale.max()) for t in scene.tracks]
+    sprites = [
+        Sprite.build(t.appearance, t.appearance.size / 2 * short_side * t.pose.scale.max())
+        for t in scene.tracks
+    ]
     positive, negative = _noise_tables(camera.noise_sigma)
     noise_rng = np.random.default_rng(scene.noise_seed)
     origin = JITTER_MARGIN + MAX_DRIFT

@@ -4,8 +4,8 @@ caption), drawn from random numbers that derive from (seed, the video's identity
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -204,7 +204,9 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(key))
 
 
-def _scene(rng: np.random.Generator, camera: Camera, background: Background, frames: int, actors: tuple[Track, ...]) -> Scene:
+def _scene(
+    rng: np.random.Generator, camera: Camera, background: Background, frames: int, actors: tuple[Track, ...]
+) -> Scene:
     """A scene around the given actors: background drift, camera jitter, distractors and noise drawn from ``rng``."""
     return Scene(
         camera=camera,

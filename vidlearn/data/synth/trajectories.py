@@ -29,7 +29,12 @@ class Pose:
 def make_pose(u: np.ndarray, x, y, scale=1.0, angle=0.0, alpha=1.0) -> Pose:
     """A Pose from per-frame arrays or constants, all broadcast to the shape of ``u``."""
     u = np.asarray(u, dtype=np.float64)
-    return Pose(*(np.broadcast_to(np.asarray(v, dtype=np.float64), u.shape).copy() for v in (x, y, scale, angle, alpha)))
+    return Pose(
+        *(
+            np.broadcast_to(np.asarray(v, dtype=np.float64), u.shape).copy()
+            for v in (x, y, scale, angle, alpha)
+        )
+    )
 
 
 @dataclass(frozen=True)

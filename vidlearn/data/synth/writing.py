@@ -10,11 +10,11 @@ import os
 import time
 import zipfile
 from collections import deque
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -139,22 +139,25 @@ def _check_settings(out_dir: Path, settings: _Settings) -> None:
 
 
 def _metadata(settings: _Settings, complete: bool, counts: dict) -> str:
-    return json.dumps(
-        {
-            "dataset": "SynthActions",
-            "version": SYNTH_VERSION,
-            "seed": settings.seed,
-            "complete": complete,
-            "settings": settings.as_dict(),
-            "counts": counts,
-            "classes": [
-                {"index": i + 1, "name": c.name, "family": c.family, "description": c.description}
-                for i, c in enumerate(CLASSES)
-            ],
-            "time_reversed_pairs": [list(pair) for pair in TIME_REVERSED_PAIRS],
-        },
-        indent=2,
-    ) + "\n"
+    return (
+        json.dumps(
+            {
+                "dataset": "SynthActions",
+                "version": SYNTH_VERSION,
+                "seed": settings.seed,
+                "complete": complete,
+                "settings": settings.as_dict(),
+                "counts": counts,
+                "classes": [
+                    {"index": i + 1, "name": c.name, "family": c.family, "description": c.description}
+                    for i, c in enumerate(CLASSES)
+                ],
+                "time_reversed_pairs": [list(pair) for pair in TIME_REVERSED_PAIRS],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -169,12 +172,18 @@ class _VideoJob:
 
 
 def _job(
-    path: Path, scene: Scene, actor_labels: Sequence[int], segments: tuple[Segment, ...] | None, ground_truth: Sequence[str]
+    path: Path,
+    scene: Scene,
+    actor_labels: Sequence[int],
+    segments: tuple[Segment, ...] | None,
+    ground_truth: Sequence[str],
 ) -> _VideoJob:
     classes = tuple(CLASS_NAMES[label] for label in actor_labels)
     classes += (DISTRACTOR,) * (len(scene.tracks) - len(classes))
     wanted = [k for k in ground_truth if k != "segments" or segments is not None]
-    missing = ("video",) * (not path.exists()) + tuple(k for k in wanted if not ground_truth_path(path, k).exists())
+    missing = ("video",) * (not path.exists()) + tuple(
+        k for k in wanted if not ground_truth_path(path, k).exists()
+    )
     return _VideoJob(path, scene, classes, segments, missing)
 
 
@@ -216,7 +225,9 @@ def _write_pixels(job: _VideoJob) -> None:
             masks.close()
     if "boxes" in job.missing:
         actors = sum(name != DISTRACTOR for name in job.classes)
-        write_text_atomic(ground_truth_path(job.path, "boxes"), boxes_document(job.path.name, job.classes, actors, boxes))
+        write_text_atomic(
+            ground_truth_path(job.path, "boxes"), boxes_document(job.path.name, job.classes, actors, boxes)
+        )
 
 
 def _default_workers() -> int:
@@ -293,7 +304,9 @@ def synthesize(
         _job(out_dir / "untrimmed" / p.name, p.scene, [s.label for s in p.segments], p.segments, ground_truth)
         for p in untrimmed
     ]
-    wanted += [_job(out_dir / "clips" / p.relative_path, p.scene, [p.label], None, ground_truth) for p in clips]
+    wanted += [
+        _job(out_dir / "clips" / p.relative_path, p.scene, [p.label], None, ground_truth) for p in clips
+    ]
     jobs = [job for job in wanted if job.missing]
     _run_jobs(jobs, workers or _default_workers(), progress)
 
@@ -331,7 +344,9 @@ def _write_split_files(out_dir: Path, clips: Sequence[ClipPlan], split: GroupSpl
     """UCF101's ucfTrainTestlist: 1-based class indices; train lines carry the label, test lines do not."""
     lists = out_dir / "ucfTrainTestlist"
     lists.mkdir(exist_ok=True)
-    write_text_atomic(lists / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(CLASS_NAMES, start=1)))
+    write_text_atomic(
+        lists / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(CLASS_NAMES, start=1))
+    )
     train = "".join(f"{p.relative_path} {p.label + 1}\n" for p in clips if not split.is_test(p.group))
     test = "".join(f"{p.relative_path}\n" for p in clips if split.is_test(p.group))
     write_text_atomic(lists / "trainlist01.txt", train)
@@ -345,7 +360,11 @@ def _write_captions(out_dir: Path, clips: Sequence[ClipPlan]) -> None:
 
 def _write_segments(out_dir: Path, untrimmed: Sequence[UntrimmedPlan]) -> int:
     """segments.csv (written even when empty, so readers find the file); returns the row count."""
-    rows = [(p.name, CLASS_NAMES[s.label], f"{s.start:.6f}", f"{s.end:.6f}") for p in untrimmed for s in p.segments]
+    rows = [
+        (p.name, CLASS_NAMES[s.label], f"{s.start:.6f}", f"{s.end:.6f}")
+        for p in untrimmed
+        for s in p.segments
+    ]
     folder = out_dir / "untrimmed"
     folder.mkdir(exist_ok=True)
     write_text_atomic(folder / "segments.csv", _csv_text([("video", "label", "start", "end"), *rows]))
