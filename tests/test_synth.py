@@ -12,9 +12,12 @@ import functools
 import json
 import math
 import re
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -38,7 +41,7 @@ from vidlearn.data.synth import (
     synthesize,
 )
 from vidlearn.errors import BadArgumentError, VidlearnError
-from vidlearn.io import probe, read_frames
+from vidlearn.io import probe, read_frames, write_video
 
 U = np.linspace(0.0, 1.0, 61)
 
@@ -459,3 +462,66 @@ def test_group_split_is_ucf_like(clips):
     if clips >= 7:
         assert 0.24 <= split.test_clips / clips <= 0.31
         assert max(split.sizes) - min(split.sizes) <= 1 and max(split.sizes) <= 7
+
+
+# Clips whose files differed from one write to the next before the writer's fix (several frame sizes
+# and both aspect ratios), each written twice here and once by another process.
+REPEATED_CLIPS = ((1, 1, 1), (4, 1, 1), (9, 1, 1), (12, 1, 1), (16, 1, 1))
+WRITE_CLIPS = """
+import sys, cv2
+from vidlearn.data.synth import plan_clip, render
+from vidlearn.io import write_video
+cv2.setNumThreads(4)
+for label, group, clip in {clips}:
+    scene = plan_clip({seed}, label, group, clip).scene
+    write_video(f"{{sys.argv[1]}}/{{label}}_{{group}}_{{clip}}.mp4", render(scene), scene.camera.fps)
+"""
+
+
+def write_clips(folder: Path) -> dict[str, bytes]:
+    folder.mkdir()
+    for label, group, clip in REPEATED_CLIPS:
+        scene = plan_clip(SEED, label, group, clip).scene
+        write_video(folder / f"{label}_{group}_{clip}.mp4", synth.render(scene), scene.camera.fps)
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_same_clip_same_bytes_in_one_process_and_another(tmp_path):
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(4)
+    try:
+        first, second = write_clips(tmp_path / "first"), write_clips(tmp_path / "second")
+    finally:
+        cv2.setNumThreads(threads)
+    script = WRITE_CLIPS.format(clips=REPEATED_CLIPS, seed=SEED)
+    (tmp_path / "other").mkdir()
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "other")], check=True)
+    other = {p.name: p.read_bytes() for p in sorted((tmp_path / "other").iterdir())}
+    assert len(first) == len(REPEATED_CLIPS)
+    for name, data in first.items():
+        assert second[name] == data and other[name] == data, name
+
+
+def test_rendering_ignores_opencv_threads():
+    # A frame large enough that OpenCV splits its resizes and warps between threads, a mottled
+    # background (cv2.resize) and a large textured, turning, growing actor (cv2.warpAffine, pyrDown).
+    u = np.linspace(0, 1, 4)
+    pose = make_pose(u, 0.5, 0.5, scale=np.linspace(0.6, 1.4, 4), angle=np.linspace(0, 90, 4))
+    scene = Scene(
+        camera=Camera(960, 720, 20, 0.0, 3.0),
+        frames=4,
+        background=Background("mottled", ((60, 70, 80), (120, 110, 100)), 40.0, 0.0, 7),
+        drift=np.zeros((4, 2), np.int64),
+        jitter=np.zeros((4, 2), np.int64),
+        tracks=(Track(Appearance("star", "red", "striped", 0.5, 30.0, 0.4), pose),),
+        noise_seed=5,
+    )
+    threads = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        single = render_array(scene)
+        cv2.setNumThreads(8)
+        several = render_array(scene)
+    finally:
+        cv2.setNumThreads(threads)
+    np.testing.assert_array_equal(single, several)

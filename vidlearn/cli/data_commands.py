@@ -18,6 +18,12 @@ def register(subparsers) -> None:
     s.add_argument("--untrimmed", type=int, default=None, help="long videos with segment annotations (default: the library's)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same videos, byte for byte")
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    s.add_argument(
+        "--ground-truth",
+        default="",
+        metavar="KINDS",
+        help="also write, beside each video, any of masks,boxes,flow,segments (segments: untrimmed videos only)",
+    )
     s.set_defaults(func=run_synth)
 
     d = subparsers.add_parser("data", help="load a dataset in any supported format and report what is in it")
@@ -35,7 +41,14 @@ def run_synth(args: argparse.Namespace) -> int:
 
     videos = DEFAULT_NUM_VIDEOS if args.videos is None else args.videos
     untrimmed = DEFAULT_NUM_UNTRIMMED if args.untrimmed is None else args.untrimmed
-    s = synthesize(args.out, num_videos=videos, seed=args.seed, workers=args.workers, num_untrimmed=untrimmed)
+    s = synthesize(
+        args.out,
+        num_videos=videos,
+        seed=args.seed,
+        workers=args.workers,
+        num_untrimmed=untrimmed,
+        ground_truth=args.ground_truth,
+    )
     print(
         f"SynthActions in {s.out_dir}: {s.clips} clips in {len(s.classes)} classes ({s.train_clips} train, {s.test_clips} test), "
         f"{s.untrimmed} untrimmed videos with {s.segments} segments; rendered {s.rendered}, kept {s.skipped} from an earlier run; {s.seconds:.0f} s"
