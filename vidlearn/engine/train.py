@@ -32,7 +32,7 @@ from vidlearn.engine.inputs import make_dataset, with_store_method
 from vidlearn.engine.modeling import build_model, load_initial_weights, model_cost
 from vidlearn.engine.runtime import autocast_context, pick_device
 from vidlearn.engine.sources import label_subset, load_splits
-from vidlearn.models.fast import optimize_for_training
+from vidlearn.speed import optimize_for_training
 from vidlearn.errors import BadArgumentError
 from vidlearn.progress import progress_bar
 
