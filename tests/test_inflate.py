@@ -26,7 +26,7 @@ from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model
 from vidlearn.models.fusion import frame_encoder
 from vidlearn.models.i3d import i3d_time_kernels
-from vidlearn.models.inflate import ReplicateTimeConv3d, inflate, inflate_state_dict, inflate_weight
+from vidlearn.models.inflation import ReplicateTimeConv3d, inflate, inflate_state_dict, inflate_weight
 from vidlearn.models.resnet2d import resnet18, resnet50
 
 

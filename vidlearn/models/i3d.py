@@ -20,7 +20,7 @@ from torch import nn
 from vidlearn.errors import BadArgumentError
 from vidlearn.models.blocks import TOWER_WIDTHS, check_clip
 from vidlearn.models.fusion import FUSION_INPUT, frame_encoder
-from vidlearn.models.inflate import inflate
+from vidlearn.models.inflation import inflate
 from vidlearn.models.registry import register_model
 from vidlearn.models.resnet2d import ResNet, resnet50
 
@@ -93,7 +93,7 @@ class InflatedClassifier(nn.Module):
     with ``inflate_state_dict``. ``features`` ``B x D``; output logits ``B x K``.
     """
 
-    def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, encoder: nn.Module, feature_dim: int, in_channels: int = 3):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = encoder
@@ -130,4 +130,4 @@ def i3d_tower(
     num_classes: int, in_channels: int = 3, time_kernel: int = 3, temporal_padding: str = "zeros"
 ) -> InflatedClassifier:
     encoder = inflate(frame_encoder(in_channels), time_kernel, temporal_padding=temporal_padding)
-    return InflatedClassifier(encoder, TOWER_WIDTHS[-1], num_classes, in_channels)
+    return InflatedClassifier(num_classes, encoder, TOWER_WIDTHS[-1], in_channels)

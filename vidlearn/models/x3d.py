@@ -165,28 +165,19 @@ class X3D(nn.Module):
         return self.fc(self.dropout(self.features(x)))
 
 
-@register_model(
+# X3D-S and X3D-M are X3D-XS's network on larger clips: one class, three names and default inputs.
+register_model(
     "x3d_xs",
     default_input=(3, 4, 160, 160),
     description="X3D-XS: efficient 3D CNN (depthwise 3x3x3, squeeze-excitation), 4 x 160 x 160 clips",
-)
-def x3d_xs(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> X3D:
-    return X3D(num_classes, in_channels=in_channels, dropout=dropout)
-
-
-@register_model(
+)(X3D)
+register_model(
     "x3d_s",
     default_input=(3, 13, 160, 160),
     description="X3D-S: X3D-XS's network on 13 x 160 x 160 clips",
-)
-def x3d_s(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> X3D:
-    return X3D(num_classes, in_channels=in_channels, dropout=dropout)
-
-
-@register_model(
+)(X3D)
+register_model(
     "x3d_m",
     default_input=(3, 16, 224, 224),
     description="X3D-M: X3D-XS's network on 16 x 224 x 224 clips",
-)
-def x3d_m(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> X3D:
-    return X3D(num_classes, in_channels=in_channels, dropout=dropout)
+)(X3D)
