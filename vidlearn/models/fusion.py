@@ -31,6 +31,7 @@ from vidlearn.models.blocks import (
     as_pair,
     check_clip,
     check_num_frames,
+    frame_encoder,
     output_shape,
     require_positive,
 )
@@ -205,11 +206,6 @@ class SlowFusion(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> logits ``B x K``."""
         return self.classifier(self.features(x))
-
-
-def frame_encoder(in_channels: int = 3, widths: tuple[int, ...] = TOWER_WIDTHS) -> nn.Sequential:
-    """The 2D tower followed by a global average pool: frames ``N x C x H x W`` -> ``N x widths[-1]``."""
-    return nn.Sequential(ConvTower(in_channels, widths), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
 
 
 @register_model(

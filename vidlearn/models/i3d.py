@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS, check_clip
-from vidlearn.models.fusion import FUSION_INPUT, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, check_clip, frame_encoder, require_dropout
+from vidlearn.models.fusion import FUSION_INPUT
 from vidlearn.models.inflation import inflate
 from vidlearn.models.registry import register_model
 from vidlearn.models.resnet2d import ResNet, resnet50
@@ -115,8 +115,7 @@ class InflatedClassifier(nn.Module):
     description="ImageNet-style ResNet-50 inflated as I3D (PySlowFast/PyTorchVideo I3D R50 8x8 configuration)",
 )
 def i3d_r50(num_classes: int, in_channels: int = 3, dropout: float = 0.5, temporal_padding: str = "zeros") -> I3DResNet:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise BadArgumentError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    require_dropout(dropout)
     resnet = resnet50(num_classes, in_channels)
     return I3DResNet(inflate(resnet, 1, i3d_time_kernels(resnet), temporal_padding), dropout)
 

@@ -32,7 +32,7 @@ from einops import rearrange
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import as_pair, check_clip, require_positive
+from vidlearn.models.blocks import as_pair, check_clip, require_dropout, require_positive
 from vidlearn.models.registry import register_model
 
 MVIT_INPUT = (3, 16, 224, 224)
@@ -229,8 +229,7 @@ class MViT(nn.Module):
     ):
         super().__init__()
         require_positive(num_classes=num_classes, num_frames=num_frames, in_channels=in_channels)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise BadArgumentError(f"dropout must be in [0, 1), got {dropout!r}")
+        require_dropout(dropout)
         self.in_channels = in_channels
         self.clip_size = (num_frames, *as_pair(frame_size, "frame_size"))
         self.token_grid = strided(self.clip_size, PATCH_STRIDE)

@@ -25,8 +25,8 @@ from einops import rearrange
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS, check_clip, require_positive
-from vidlearn.models.fusion import FUSION_INPUT, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, check_clip, frame_encoder, require_positive
+from vidlearn.models.fusion import FUSION_INPUT
 from vidlearn.models.registry import register_model
 
 LRCN_MODES = ("many_to_one", "many_to_many")

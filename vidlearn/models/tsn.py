@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS
-from vidlearn.models.fusion import SingleFrame, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, frame_encoder
+from vidlearn.models.fusion import SingleFrame
 from vidlearn.models.registry import register_model
 
 # K = 3 segments, as in the paper's experiments.

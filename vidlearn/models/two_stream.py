@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS, ConvTower, check_clip, require_positive
-from vidlearn.models.fusion import EarlyFusion, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, ConvTower, check_clip, frame_encoder, require_positive
+from vidlearn.models.fusion import EarlyFusion
 from vidlearn.models.registry import register_model
 
 TWO_STREAM_INPUT = (5, 16, 112, 112)

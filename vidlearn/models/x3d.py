@@ -25,9 +25,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from vidlearn.models.blocks import check_clip, require_positive
+from vidlearn.models.blocks import Residual, check_clip, init_he, require_dropout, require_positive
 from vidlearn.models.registry import register_model
-from vidlearn.models.slowfast import Residual, init_weights, require_dropout
 
 STEM_WIDTH = 24
 STAGE_WIDTHS = (24, 48, 96, 192)
@@ -152,7 +151,7 @@ class X3D(nn.Module):
         self.fc1 = nn.Sequential(nn.Conv3d(CONV5_WIDTH, HEAD_WIDTH, 1, bias=False), nn.ReLU())
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(HEAD_WIDTH, num_classes)
-        init_weights(self)
+        init_he(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> ``B x 2048``."""
