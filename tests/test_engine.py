@@ -19,7 +19,8 @@ import torch
 from vidlearn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_record, save_checkpoint
 from vidlearn.engine.config import TrainConfig, load_config
 from vidlearn.engine.sources import load_splits
-from vidlearn.engine.train import lr_at, train
+from vidlearn.engine.loop import lr_at
+from vidlearn.engine.train import train
 from vidlearn.errors import BadArgumentError
 
 VIDLEARN = [sys.executable, "-m", "vidlearn.cli.main"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vidlearn.data.index import DatasetSource, IndexEntry, VideoIndex
-from vidlearn.engine import pretrain as pretrain_module
 from vidlearn.engine.checkpoint import load_checkpoint
+from vidlearn.engine.loop import TrainingLoop
 from vidlearn.engine.modeling import load_initial_weights
 from vidlearn.engine.pretrain import PretrainConfig, pretrain
 from vidlearn.engine.sources import label_subset
@@ -58,17 +58,18 @@ def test_pretraining_writes_encoder_pictures_and_metrics(synth_root, tmp_path):
 
 def test_pretraining_resumes_after_an_interruption_exactly(synth_root, tmp_path, monkeypatch):
     reference = pretrain(tiny_config(synth_root, tmp_path / "reference"), progress=False)
-    real_save = pretrain_module._save
+    real_save = TrainingLoop.save
 
-    def save_then_die(out, config, model, optimizer, epoch, history):
-        real_save(out, config, model, optimizer, epoch, history)
-        if epoch == 1:
+    def save_then_die(loop, name, *args, **kwargs):
+        path = real_save(loop, name, *args, **kwargs)
+        if name == "last" and loop.epoch == 1:
             raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+        return path
 
-    monkeypatch.setattr(pretrain_module, "_save", save_then_die)
+    monkeypatch.setattr(TrainingLoop, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         pretrain(tiny_config(synth_root, tmp_path / "killed"), progress=False)
-    monkeypatch.setattr(pretrain_module, "_save", real_save)
+    monkeypatch.setattr(TrainingLoop, "save", real_save)
     resumed = pretrain(tiny_config(synth_root, tmp_path / "killed"), resume=True, progress=False)
     assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in reference.history]
     final = load_checkpoint(tmp_path / "killed" / "last.safetensors").model
@@ -124,3 +125,23 @@ def test_init_inflates_2d_weights_and_reports_what_it_kept(tmp_path):
     save_file({"unrelated": torch.zeros(3)}, str(tmp_path / "none.safetensors"))
     with pytest.raises(BadArgumentError, match="no weight matches"):
         load_initial_weights(target, tmp_path / "none.safetensors")
+
+
+def test_two_process_pretraining_with_accumulation(synth_root, tmp_path):
+    """torchrun with 2 CPU processes (gloo), two batches per optimiser step: one run folder, written by rank 0."""
+    import os
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    settings = ["encoder=tiny", "epochs=1", "batch_size=2", "num_frames=4", "size=32", "short_side=32", "max_steps_per_epoch=2", "workers=0", "grad_accum=2"]
+    done = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(30500 + os.getpid() % 1000), "-m", "vidlearn.cli.main", "pretrain", "--data", str(synth_root), "--out", str(out), *settings],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = load_checkpoint(out / "last.safetensors").record
+    assert record["position"]["step"] == 2 and record["position"]["batches_done"] == 0
+    assert record["config"]["grad_accum"] == 2 and record["loop"]["grad_accum"] == 2
+    assert (out / "encoder.safetensors").exists() and len((out / "metrics.csv").read_text().splitlines()) == 2

@@ -22,8 +22,11 @@ class TrainConfig:
     Clips: ``num_frames`` frames every ``stride`` frames (or at ``target_fps``), short side resized
     to ``short_side``, random ``size`` x ``size`` crop. Testing: ``test_clips`` x ``test_crops`` views
     per video, combined by averaging probabilities (``aggregation="prob"``) or logits.
-    Optimisation: AdamW, linear warm-up for ``warmup_epochs`` then cosine decay to zero,
-    gradient accumulation over ``grad_accum`` batches, gradient norm clipped at ``clip_grad``.
+    Optimisation (by the one training loop, ``vidlearn.engine.loop``): AdamW, linear warm-up for
+    ``warmup_epochs`` then cosine decay to zero, gradient accumulation over ``grad_accum`` batches,
+    gradient norm clipped at ``clip_grad``; evaluation every ``eval_every`` epochs, and
+    ``best.safetensors`` holds the weights with the best ``best_metric`` (one of clip_top1,
+    clip_top5, video_top1, video_top5, mean_class_accuracy).
     ``amp``: "auto" uses bf16/fp16 autocast on a GPU and none on a CPU (bf16 autocast measured far
     slower on AVX2-only CPUs), "off", "bf16" or "fp16".
     ``sampling``: "clip" (T frames at a stride) or "segments" (TSN: one frame from each of T
@@ -67,6 +70,7 @@ class TrainConfig:
     test_crops: int = 1
     aggregation: str = "prob"
     eval_every: int = 1
+    best_metric: str = "video_top1"
     checkpoint_every: int = 0
     max_steps_per_epoch: int | None = None
     device: str = "auto"
@@ -89,6 +93,8 @@ class TrainConfig:
             raise BadArgumentError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
             raise BadArgumentError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.best_metric not in ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy"):
+            raise BadArgumentError(f"best_metric must be clip_top1, clip_top5, video_top1, video_top5 or mean_class_accuracy, got {self.best_metric!r}")
         if self.aggregation not in ("prob", "logit"):
             raise BadArgumentError(f"aggregation must be 'prob' or 'logit', got {self.aggregation!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):

@@ -15,6 +15,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from torch.utils.data import TensorDataset
+
+from vidlearn.engine.distributed import Distributed
+from vidlearn.engine.loop import BatchLoss, LoopSettings, Objective, TrainingLoop
 from vidlearn.errors import BadArgumentError
 from vidlearn.models.blocks import require_positive
 
@@ -39,6 +43,58 @@ def cache_frame_features(
     return torch.cat(features), torch.cat(labels)
 
 
+class ContinuedPermutationSampler:
+    """Epoch ``e`` visits the samples in the order of the ``(e + 1)``-th ``torch.randperm(size)`` drawn
+    from one generator seeded with ``seed`` (one generator for the whole run, as a plain loop would
+    draw it). Depends only on (seed, epoch), so a resumed run visits what the whole run would."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.epoch + 1):
+            order = torch.randperm(self.size, generator=generator)
+        yield from order[self.skip :].tolist()
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class _RecurrentHead(nn.Module):
+    """The LRCN's LSTM and classifier as a module of its own: ``N x T x D`` features -> logits."""
+
+    def __init__(self, lrcn: nn.Module):
+        super().__init__()
+        self.lrcn = lrcn
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.lrcn.recurrent_head(features)
+
+
+class CachedFeatureClassification(Objective):
+    """Cross-entropy of a frozen-CNN LRCN's recurrent head on cached frame features."""
+
+    def __init__(self, model: nn.Module, features: torch.Tensor, labels: torch.Tensor, seed: int):
+        self.model = _RecurrentHead(model)
+        self.train_set = TensorDataset(features, labels)
+        self.seed = seed
+        self.device = next(p for p in model.parameters() if p.requires_grad).device
+        self.losses: list[float] = []
+
+    def sampler(self, seed: int, dist: Distributed) -> ContinuedPermutationSampler:
+        return ContinuedPermutationSampler(len(self.train_set), seed)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> BatchLoss:
+        features, labels = batch
+        loss = F.cross_entropy(model(features.to(self.device)), labels.to(self.device))
+        self.losses.append(loss.item())
+        return BatchLoss(loss, len(labels))
+
+
 def train_on_cached_features(
     model: nn.Module,
     features: torch.Tensor,
@@ -51,7 +107,8 @@ def train_on_cached_features(
     """Train ``model``'s trainable parameters (a frozen LRCN's LSTM and classifier) on cached features.
 
     ``features`` ``N x T x D`` and ``labels`` ``N`` as ``cache_frame_features`` returns them. The
-    recipe: Adam with learning rate ``lr``; each epoch visits the samples in the order
+    recipe, run by the one training loop: Adam (AdamW without weight decay) at the constant
+    learning rate ``lr``, no warm-up, no clipping; each epoch visits the samples in the order
     ``torch.randperm(N, generator=torch.Generator().manual_seed(seed))`` draws (one generator for
     the whole run), in batches of ``batch_size`` (the last may be smaller); cross-entropy of
     ``model.recurrent_head(features)``. The model is left in training mode with the trained
@@ -63,20 +120,13 @@ def train_on_cached_features(
         raise BadArgumentError(
             f"need as many labels as feature sequences (at least one), got {len(features)} and {len(labels)}"
         )
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    device = trainable[0].device
-    optimizer = torch.optim.Adam(trainable, lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for _ in range(epochs):
-        for batch in torch.randperm(len(features), generator=generator).split(batch_size):
-            loss = F.cross_entropy(model.recurrent_head(features[batch].to(device)), labels[batch].to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-    return losses
+    objective = CachedFeatureClassification(model, features, labels, seed)
+    settings = LoopSettings(
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.0, warmup_epochs=0, schedule="constant",
+        clip_grad=None, amp="off", seed=seed, workers=0, progress=False,
+    )
+    TrainingLoop(objective, settings, objective.device).run()
+    return objective.losses
 
 
 def _require_frozen_cnn(model: nn.Module) -> None:

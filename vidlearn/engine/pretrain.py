@@ -1,7 +1,9 @@
-"""Pre-training without labels: VideoMAE (masked tubelet reconstruction) on any videos.
+"""Pre-training without labels: the VideoMAE objective (masked tubelet reconstruction) on any
+videos, run by the one training loop (``vidlearn.engine.loop``).
 
 A run writes into ``config.out``: ``last.safetensors`` (the whole masked autoencoder with its
-optimiser state, after every epoch: ``resume=True`` continues from it), ``encoder.safetensors``
+optimiser state, after every epoch and every ``checkpoint_every`` steps: ``resume=True``
+continues from it exactly), ``encoder.safetensors``
 (the encoder alone, under ``vit_video``'s names, for ``vidlearn train model=vit_video
 init=OUT/encoder.safetensors``), ``metrics.csv`` (loss per epoch) and ``reconstruction_eNNN.png``
 pictures (original / masked / reconstructed frames of a few fixed clips).
@@ -10,24 +12,23 @@ pictures (original / masked / reconstructed frames of a few fixed clips).
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from vidlearn import __version__
-from vidlearn.data.dataset import ClipDataset, EpochSampler, make_loader
-from vidlearn.engine.inputs import prepared_store
+from vidlearn.data.dataset import ClipDataset
 from vidlearn.data.samplers import ClipSpec
-from vidlearn.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from vidlearn.engine.logs import MetricsLog
+from vidlearn.engine.checkpoint import Checkpoint, save_checkpoint
+from vidlearn.engine.distributed import Distributed
+from vidlearn.engine.inputs import prepared_store
+from vidlearn.engine.loop import BatchLoss, LoopSettings, Objective, TrainingLoop
 from vidlearn.engine.runtime import pick_device
 from vidlearn.engine.sources import unlabelled_videos
-from vidlearn.engine.train import lr_at, parameter_groups
 from vidlearn.errors import BadArgumentError
-from vidlearn.progress import progress_bar
 from vidlearn.ssl.videomae import VideoMAE
 from vidlearn.viz.pictures import save_reconstructions
 
@@ -39,8 +40,10 @@ class PretrainConfig:
     """A pre-training run. ``encoder``: the ViT size (tiny, small, base); clips of ``num_frames``
     frames every ``stride`` frames (or at ``target_fps``), short side ``short_side``, random
     ``size`` crops (mirrored at random unless ``hflip`` is False). AdamW with warm-up and cosine
-    decay, the VideoMAE paper's betas (0.9, 0.95) and weight decay 0.05. ``prepared``: frames from a
-    ``vidlearn prepare`` store, as in training ("auto", "off" or a store's folder)."""
+    decay, the VideoMAE paper's betas (0.9, 0.95) and weight decay 0.05, gradients accumulated over
+    ``grad_accum`` batches and clipped to norm ``clip_grad``; ``amp`` and ``checkpoint_every`` as
+    in training. ``prepared``: frames from a ``vidlearn prepare`` store, as in training ("auto",
+    "off" or a store's folder). Under torchrun each process trains on its share of the clips."""
 
     data: str = "synth"
     out: str = "runs/pretrain"
@@ -52,6 +55,10 @@ class PretrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
+    grad_accum: int = 1
+    clip_grad: float | None = 1.0
+    amp: str = "auto"
+    checkpoint_every: int = 0
     num_frames: int = 16
     stride: int | None = 2
     target_fps: float | None = None
@@ -83,90 +90,71 @@ class PretrainResult:
     seconds: float = 0.0
 
 
+class MaskedVideoModelling(Objective):
+    """VideoMAE: reconstruct the pixels of masked space-time tubelets; no labels, no evaluation.
+    After each epoch it saves the encoder alone and, every ``picture_every`` epochs, pictures of a
+    few fixed clips (original / masked / reconstructed)."""
+
+    resume_keys = ("data", "encoder", "num_frames", "size", "mask_ratio")
+
+    def __init__(self, config: PretrainConfig, device: torch.device, progress: bool = True):
+        self.config, self.device = config, device
+        videos = unlabelled_videos(config.data, progress=progress)
+        prepared = prepared_store(config.prepared, videos.source.root, config.short_side)
+        self.train_set = ClipDataset(videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared, normalize=False)
+        torch.manual_seed(config.seed)
+        self.model = VideoMAE(config.encoder, config.num_frames, (config.size, config.size), config.mask_ratio).to(device)
+        # The same clips, masks and generator every time, so pictures of successive epochs compare.
+        shown = torch.stack([self.train_set[(0, k)][0] for k in range(min(4, len(self.train_set)))])
+        self.shown = self.train_set.model_input(shown.to(device))
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> BatchLoss:
+        clips, _ = batch
+        loss, _, _ = model(self.train_set.model_input(clips.to(self.device)))
+        return BatchLoss(loss, len(clips))
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": "pretraining", "config": dataclasses.asdict(self.config), "mask_ratio": self.model.mask_ratio}
+
+    def after_epoch(self, epoch: int, out: Path | None) -> None:
+        config = self.config
+        if epoch % config.picture_every == 0 or epoch == config.epochs or epoch == 1:
+            self.model.eval()
+            generator = torch.Generator(device=self.device).manual_seed(config.seed)
+            masked, rebuilt = self.model.reconstruct(self.shown, generator=generator)
+            save_reconstructions(out / f"reconstruction_e{epoch:03d}.png", self.shown, masked, rebuilt, self.train_set.normalization)
+        # The encoder alone, described as the vit_video model it initialises (no classes yet).
+        record = {"library": f"vidlearn {__version__}", **self.record(), "position": {"epoch": epoch}}
+        record["model"] = {"name": "vit_video", "args": dict(self.model.backbone_options), "num_classes": 0}
+        save_checkpoint(out / "encoder.safetensors", Checkpoint(record, self.model.encoder_state_dict()))
+
+
 def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True) -> PretrainResult:
     """Pre-train a VideoMAE on the videos of ``config.data`` (labels, if any, are not used)."""
-    started = time.perf_counter()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
-    videos = unlabelled_videos(config.data, progress=progress)
-    prepared = prepared_store(config.prepared, videos.source.root, config.short_side)
-    dataset = ClipDataset(videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared, normalize=False)
-    torch.manual_seed(config.seed)
-    model = VideoMAE(config.encoder, config.num_frames, (config.size, config.size), config.mask_ratio).to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
-    sampler = EpochSampler(len(dataset), shuffle=True, seed=config.seed)
-    loader = make_loader(dataset, config.batch_size, sampler, config.workers)
-    batches = len(loader) if not config.max_steps_per_epoch else min(len(loader), config.max_steps_per_epoch)
-    total_steps, warmup_steps = batches * config.epochs, round(config.warmup_epochs * batches)
-    epoch, history = 0, []
-    if resume:
-        epoch, history = _resume(out / "last.safetensors", config, model, optimizer)
-    # The same clips, masks and generator every time, so pictures of successive epochs compare.
-    shown = dataset.model_input(torch.stack([dataset[(0, k)][0] for k in range(min(4, len(dataset)))]).to(device))
-    log = MetricsLog(out)
+    dist = Distributed.from_environment()
     try:
-        while epoch < config.epochs:
-            model.train()
-            sampler.set_epoch(epoch)
-            loss_sum, seen, epoch_started = 0.0, 0, time.perf_counter()
-            with progress_bar(batches, f"pretrain {epoch + 1}/{config.epochs}", enabled=progress) as advance:
-                for step_in_epoch, (clips, _) in enumerate(loader):
-                    if step_in_epoch >= batches:
-                        break
-                    step = epoch * batches + step_in_epoch
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr_at(step, total_steps, warmup_steps, config.lr)
-                    loss, _, _ = model(dataset.model_input(clips.to(device)))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    optimizer.step()
-                    loss_sum += float(loss.detach()) * len(clips)
-                    seen += len(clips)
-                    advance(1, f"loss {loss_sum / seen:.4f}")
-            epoch += 1
-            row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "clips_per_second": seen / max(time.perf_counter() - epoch_started, 1e-9)}
-            history.append(row)
-            log.write(row)
-            if epoch % config.picture_every == 0 or epoch == config.epochs or epoch == 1:
-                model.eval()
-                masked, rebuilt = model.reconstruct(shown, generator=torch.Generator(device=device).manual_seed(config.seed))
-                save_reconstructions(out / f"reconstruction_e{epoch:03d}.png", shown, masked, rebuilt, dataset.normalization)
-            _save(out, config, model, optimizer, epoch, history)
-            if progress:
-                print(f"epoch {epoch} | masked-tubelet loss {row['train_loss']:.4f} | {row['clips_per_second']:.1f} clips/s")
+        device = pick_device(config.device, dist)
+        progress = progress and dist.is_main
+        objective = MaskedVideoModelling(config, device, progress)
+        settings = LoopSettings(
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            betas=(0.9, 0.95),
+            warmup_epochs=config.warmup_epochs,
+            grad_accum=config.grad_accum,
+            clip_grad=config.clip_grad,
+            amp=config.amp,
+            seed=config.seed,
+            workers=config.workers,
+            checkpoint_every=config.checkpoint_every,
+            max_steps_per_epoch=config.max_steps_per_epoch,
+            out=Path(config.out),
+            progress=progress,
+            label="pretrain",
+        )
+        result = TrainingLoop(objective, settings, device, dist, resume=resume).run()
+        return PretrainResult(result.out, result.out / "encoder.safetensors", result.history, result.seconds)
     finally:
-        log.close()
-    return PretrainResult(out, out / "encoder.safetensors", history, time.perf_counter() - started)
-
-
-def _record(config: PretrainConfig, model: VideoMAE, epoch: int, history: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "library": f"vidlearn {__version__}",
-        "kind": "pretraining",
-        "config": dataclasses.asdict(config),
-        "position": {"epoch": epoch},
-        "history": history,
-        "mask_ratio": model.mask_ratio,
-    }
-
-
-def _save(out: Path, config: PretrainConfig, model: VideoMAE, optimizer, epoch: int, history: list[dict[str, Any]]) -> None:
-    record = _record(config, model, epoch, history)
-    save_checkpoint(out / "last.safetensors", Checkpoint(record, model.state_dict(), optimizer.state_dict(), {"torch": torch.get_rng_state()}))
-    # The encoder alone, described as the vit_video model it initialises (no classes yet).
-    encoder_record = dict(record, model={"name": "vit_video", "args": dict(model.backbone_options), "num_classes": 0})
-    save_checkpoint(out / "encoder.safetensors", Checkpoint(encoder_record, model.encoder_state_dict()))
-
-
-def _resume(path: Path, config: PretrainConfig, model: VideoMAE, optimizer) -> tuple[int, list[dict[str, Any]]]:
-    checkpoint = load_checkpoint(path)
-    saved = checkpoint.record["config"]
-    for key in ("data", "encoder", "num_frames", "size", "batch_size", "epochs", "seed", "mask_ratio"):
-        if saved.get(key) != getattr(config, key):
-            raise BadArgumentError(f"{path}: cannot resume: {key} was {saved.get(key)!r}, now {getattr(config, key)!r}")
-    model.load_state_dict(checkpoint.model)
-    optimizer.load_state_dict(checkpoint.optimizer)
-    torch.set_rng_state(checkpoint.rng["torch"])
-    return checkpoint.record["position"]["epoch"], list(checkpoint.record.get("history", []))
+        dist.close()
