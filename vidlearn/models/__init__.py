@@ -18,8 +18,24 @@ builds them by name.
 """
 
 # Importing each family module registers its models.
-from vidlearn.models import c3d, course, fovea, fusion, i3d, mvit, nonlocal_net, recurrent  # noqa: F401
-from vidlearn.models import resnet3d, slowfast, timesformer, tsn, two_stream, vit_video, vivit, x3d  # noqa: F401
+from vidlearn.models import (  # noqa: F401
+    c3d,
+    course,
+    fovea,
+    fusion,
+    i3d,
+    mvit,
+    nonlocal_net,
+    recurrent,
+    resnet3d,
+    slowfast,
+    timesformer,
+    tsn,
+    two_stream,
+    vit_video,
+    vivit,
+    x3d,
+)
 from vidlearn.models.blocks import ConvTower, Residual, frame_encoder, init_he
 from vidlearn.models.c3d import C3D, c3d_small
 from vidlearn.models.course import course_3d, course_early, course_late, course_tower

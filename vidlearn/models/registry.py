@@ -10,8 +10,8 @@ layers, a variant looked up by name, a backbone built for the model).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

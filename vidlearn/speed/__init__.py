@@ -15,7 +15,12 @@ By concern: ``batchnorm_folding.py`` (BatchNorm folded into convolutions), ``fus
 
 from vidlearn.speed import winograd
 from vidlearn.speed.batchnorm_folding import fold_bn, fuse_conv_bn
-from vidlearn.speed.conv_gradients import FastConv3d, FastDepthwiseConv3d, conv3d_weight_grad, weight_grad_plan
+from vidlearn.speed.conv_gradients import (
+    FastConv3d,
+    FastDepthwiseConv3d,
+    conv3d_weight_grad,
+    weight_grad_plan,
+)
 from vidlearn.speed.fused_inference import FusedBasicBlock, FusedConv, mkldnn_fusion_available
 from vidlearn.speed.layout import channels_last, to_channels_last
 from vidlearn.speed.mvit_attention import FastAttentionPool, FastMultiscaleAttention, FastMultiscaleBlock

@@ -56,7 +56,9 @@ def fold_bn(conv: nn.Module, bn: _BatchNorm) -> nn.Module:
         bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(std)
         new_weight = (weight.double() * scale.view(-1, *([1] * (weight.dim() - 1)))).to(weight.dtype)
         new_bias = ((bias - bn.running_mean.double()) * scale + beta).to(weight.dtype)
-    fused.weight = nn.Parameter(new_weight.contiguous(memory_format=memory_format_of(weight)), conv.weight.requires_grad)
+    fused.weight = nn.Parameter(
+        new_weight.contiguous(memory_format=memory_format_of(weight)), conv.weight.requires_grad
+    )
     fused.bias = nn.Parameter(new_bias, conv.weight.requires_grad)
     return fused
 
@@ -99,4 +101,3 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
     fused = copy.deepcopy(model).eval()
     _fuse_in_place(fused)
     return fused
-

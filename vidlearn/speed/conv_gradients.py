@@ -36,7 +36,15 @@ def is_plain_conv(module: nn.Module) -> bool:
 SMALL_CONV_MACS = 100_000_000  # below this many multiply-adds a weight gradient stays PyTorch's own
 
 
-def weight_grad_plan(weight_shape: tuple[int, ...], stride, padding, dilation, groups: int, out_grid: tuple[int, int, int], batch: int = 1) -> str:
+def weight_grad_plan(
+    weight_shape: tuple[int, ...],
+    stride,
+    padding,
+    dilation,
+    groups: int,
+    out_grid: tuple[int, int, int],
+    batch: int = 1,
+) -> str:
     """How ``FastConv3d`` computes the weight gradient of a 3D convolution with this weight shape
     ``Co x C x kt x kh x kw`` and output grid ``T' x H' x W'`` (rules from measurements on AVX2,
     one and two threads; see ``docs/model-speed.md``):
@@ -77,7 +85,9 @@ def weight_grad_plan(weight_shape: tuple[int, ...], stride, padding, dilation, g
 _IM2COL_BYTES = 64 * 2**20  # largest patch matrix built at once
 
 
-def _weight_grad_temporal(x: torch.Tensor, grad: torch.Tensor, kt: int, stride: int, pad: int) -> torch.Tensor:
+def _weight_grad_temporal(
+    x: torch.Tensor, grad: torch.Tensor, kt: int, stride: int, pad: int
+) -> torch.Tensor:
     # x: B x C x T x H x W and grad: B x Co x T' x H x W, both channels-last; returns kt x C x Co.
     xl, gl = x.permute(0, 2, 3, 4, 1), grad.permute(0, 2, 3, 4, 1)  # B T H W C, contiguous
     batch, frames, c = xl.shape[0], xl.shape[1], xl.shape[-1]
@@ -121,13 +131,24 @@ def _weight_grad_im2col(x: torch.Tensor, grad: torch.Tensor, kernel, stride, pad
     return out
 
 
-def conv3d_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight_shape, stride, padding, dilation, groups: int, plan: str | None = None) -> torch.Tensor:
+def conv3d_weight_grad(
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    weight_shape,
+    stride,
+    padding,
+    dilation,
+    groups: int,
+    plan: str | None = None,
+) -> torch.Tensor:
     """Gradient of ``conv3d(x, w, stride, padding, dilation, groups)`` with respect to ``w`` given the
     output gradient ``grad``: ``Co x C x kt x kh x kw``. ``x`` is ``B x C x T x H x W`` and ``grad``
     ``B x Co x T' x H' x W'``, both converted to channels-last; ``plan`` as ``weight_grad_plan``."""
     co, c, kt, kh, kw = weight_shape
     stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)
-    plan = plan or weight_grad_plan(weight_shape, stride, padding, dilation, groups, tuple(grad.shape[2:]), grad.shape[0])
+    plan = plan or weight_grad_plan(
+        weight_shape, stride, padding, dilation, groups, tuple(grad.shape[2:]), grad.shape[0]
+    )
     x, grad = to_channels_last(x), to_channels_last(grad)
     if plan == "temporal":
         out = _weight_grad_temporal(x, grad, kt, stride[0], padding[0])  # kt C Co
@@ -141,7 +162,17 @@ def conv3d_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight_shape, stride
         g2 = grad.permute(0, 2, 1, 3, 4).reshape(batch * grad.shape[2], co, *grad.shape[3:])
         w2 = torch.empty((co, c, kh, kw), dtype=x.dtype).contiguous(memory_format=torch.channels_last)
         dw = _ATEN.convolution_backward(
-            g2, x2, w2, None, list(stride[1:]), list(padding[1:]), [1, 1], False, [0, 0], 1, [False, True, False]
+            g2,
+            x2,
+            w2,
+            None,
+            list(stride[1:]),
+            list(padding[1:]),
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            [False, True, False],
         )[1]
         return dw.unsqueeze(2)
     if plan == "im2col":
@@ -149,7 +180,17 @@ def conv3d_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight_shape, stride
         return out.t().reshape(co, kt, kh, kw, c).permute(0, 4, 1, 2, 3)
     w = torch.empty(weight_shape, dtype=x.dtype).contiguous(memory_format=torch.channels_last_3d)
     return _ATEN.convolution_backward(
-        grad, x, w, None, list(stride), list(padding), list(dilation), False, [0, 0, 0], groups, [False, True, False]
+        grad,
+        x,
+        w,
+        None,
+        list(stride),
+        list(padding),
+        list(dilation),
+        False,
+        [0, 0, 0],
+        groups,
+        [False, True, False],
     )[1]
 
 
@@ -172,7 +213,16 @@ class _Conv3dFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             x = to_channels_last(x)
             grad_x = _ATEN.convolution_backward(
-                grad, x, weight, None, list(stride), list(padding), list(dilation), False, [0, 0, 0], groups,
+                grad,
+                x,
+                weight,
+                None,
+                list(stride),
+                list(padding),
+                list(dilation),
+                False,
+                [0, 0, 0],
+                groups,
                 [True, False, False],
             )[0]
         if ctx.needs_input_grad[1]:
@@ -239,13 +289,17 @@ class FastConv3d(nn.Conv3d):
             or not self.weight.requires_grad
         ):
             return super().forward(x)
-        if winograd.applies(self.kernel_size, self.stride, self.padding, self.dilation, self.groups) and winograd.winograd_pays(
+        if winograd.applies(
+            self.kernel_size, self.stride, self.padding, self.dilation, self.groups
+        ) and winograd.winograd_pays(
             self.in_channels, self.out_channels, self.kernel_size[0], *x.shape[3:], training=True
         ):
             return _winograd_conv3d(x, self.weight, self.bias)
         # The input is saved as it comes (a clip in the default layout is not duplicated for the
         # backward pass); the convolution's output is channels-last because its weight is.
-        return _Conv3dFunction.apply(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return _Conv3dFunction.apply(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 _DEPTHWISE_ATEN_GRID = 8 * 14 * 14  # larger output grids with no stride: oneDNN's own weight gradient
@@ -258,14 +312,18 @@ def _depthwise_input_grad(grad: torch.Tensor, weight: torch.Tensor, stride, padd
     channels = weight.shape[0]
     if any(s > 1 for s in stride):
         full = [max(n, (o - 1) * s + 1) for n, o, s in zip(size[2:], grad.shape[2:], stride)]
-        stuffed = grad.new_zeros((grad.shape[0], channels, *full)).contiguous(memory_format=torch.channels_last_3d)
+        stuffed = grad.new_zeros((grad.shape[0], channels, *full)).contiguous(
+            memory_format=torch.channels_last_3d
+        )
         stuffed[:, :, :: stride[0], :: stride[1], :: stride[2]] = grad
         grad = stuffed
     out = F.conv3d(grad, weight.flip(2, 3, 4), None, 1, padding, 1, channels)
     return out[:, :, : size[2], : size[3], : size[4]]
 
 
-def _depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight_shape, stride, padding) -> torch.Tensor:
+def _depthwise_weight_grad(
+    x: torch.Tensor, grad: torch.Tensor, weight_shape, stride, padding
+) -> torch.Tensor:
     """Weight gradient of a depthwise convolution: per kernel offset, the channel-wise sum of the
     output gradient times the shifted (strided) input, both channels-last. Large unstrided grids use
     oneDNN's own kernel, which is faster there."""
@@ -274,7 +332,17 @@ def _depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight_shape, st
     if all(s == 1 for s in stride) and out_grid[0] * out_grid[1] * out_grid[2] > _DEPTHWISE_ATEN_GRID:
         w = torch.empty(weight_shape, dtype=x.dtype).contiguous(memory_format=torch.channels_last_3d)
         return _ATEN.convolution_backward(
-            grad, x, w, None, list(stride), list(padding), [1, 1, 1], False, [0, 0, 0], channels, [False, True, False]
+            grad,
+            x,
+            w,
+            None,
+            list(stride),
+            list(padding),
+            [1, 1, 1],
+            False,
+            [0, 0, 0],
+            channels,
+            [False, True, False],
         )[1]
     pt, ph, pw = padding
     xl = F.pad(x.permute(0, 2, 3, 4, 1), (0, 0, pw, pw, ph, ph, pt, pt))
@@ -285,7 +353,12 @@ def _depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight_shape, st
     for dt in range(kt):
         for dh in range(kh):
             for dw in range(kw):
-                window = xl[:, dt : dt + (to - 1) * st + 1 : st, dh : dh + (ho - 1) * sh + 1 : sh, dw : dw + (wo - 1) * sw + 1 : sw]
+                window = xl[
+                    :,
+                    dt : dt + (to - 1) * st + 1 : st,
+                    dh : dh + (ho - 1) * sh + 1 : sh,
+                    dw : dw + (wo - 1) * sw + 1 : sw,
+                ]
                 torch.sum(window * gl, (0, 1, 2, 3), out=out[dt, dh, dw])
     return out.permute(3, 0, 1, 2).unsqueeze(1)
 
@@ -304,8 +377,14 @@ class _DepthwiseConv3dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         stride, padding, has_bias, size = ctx.conf
         grad = to_channels_last(grad)
-        grad_x = _depthwise_input_grad(grad, weight, stride, padding, size) if ctx.needs_input_grad[0] else None
-        grad_w = _depthwise_weight_grad(x, grad, weight.shape, stride, padding) if ctx.needs_input_grad[1] else None
+        grad_x = (
+            _depthwise_input_grad(grad, weight, stride, padding, size) if ctx.needs_input_grad[0] else None
+        )
+        grad_w = (
+            _depthwise_weight_grad(x, grad, weight.shape, stride, padding)
+            if ctx.needs_input_grad[1]
+            else None
+        )
         grad_b = grad.sum((0, 2, 3, 4)) if has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None, None
 
@@ -324,7 +403,9 @@ class FastDepthwiseConv3d(nn.Conv3d):
             or not (x.requires_grad or self.weight.requires_grad)
         ):
             return super().forward(x)
-        return _DepthwiseConv3dFunction.apply(to_channels_last(x), self.weight, self.bias, self.stride, self.padding)
+        return _DepthwiseConv3dFunction.apply(
+            to_channels_last(x), self.weight, self.bias, self.stride, self.padding
+        )
 
 
 def _is_plain_depthwise(module: nn.Module) -> bool:

@@ -49,12 +49,18 @@ class FusedConv(nn.Module):
         self.dims = conv.weight.dim() - 2
         weight = conv.weight.detach()
         self.weight = nn.Parameter(to_channels_last(weight), requires_grad=False)
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels, dtype=weight.dtype)
+        bias = (
+            conv.bias.detach()
+            if conv.bias is not None
+            else torch.zeros(conv.out_channels, dtype=weight.dtype)
+        )
         self.bias = nn.Parameter(bias.clone(), requires_grad=False)
         self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
         self.groups = conv.groups
         self.relu = relu
-        self.winograd = self.dims == 3 and winograd.applies(weight.shape[2:], self.stride, self.padding, self.dilation, self.groups)
+        self.winograd = self.dims == 3 and winograd.applies(
+            weight.shape[2:], self.stride, self.padding, self.dilation, self.groups
+        )
         self._packed: tuple[tuple[int, ...], torch.Tensor] | None = None
         self._winograd_weight: torch.Tensor | None = None
 
@@ -91,7 +97,9 @@ class FusedConv(nn.Module):
             if residual is not None:
                 out = out + residual
             return torch.relu(out) if self.relu else out
-        if self.winograd and winograd.winograd_pays(self.weight.shape[1], self.weight.shape[0], self.weight.shape[2], *x.shape[3:]):
+        if self.winograd and winograd.winograd_pays(
+            self.weight.shape[1], self.weight.shape[0], self.weight.shape[2], *x.shape[3:]
+        ):
             if self._winograd_weight is None:
                 self._winograd_weight = winograd.transform_weight(self.weight)
             return winograd.conv3d(x, self._winograd_weight, self.bias, residual, self.relu)
@@ -99,12 +107,31 @@ class FusedConv(nn.Module):
         weight = self._packed_weight(x)
         if residual is None:
             return torch.ops.mkldnn._convolution_pointwise(
-                x, weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
-                "relu" if self.relu else "none", [], "",
+                x,
+                weight,
+                self.bias,
+                self.padding,
+                self.stride,
+                self.dilation,
+                self.groups,
+                "relu" if self.relu else "none",
+                [],
+                "",
             )
         return torch.ops.mkldnn._convolution_pointwise(
-            x, to_channels_last(residual), weight, self.bias, self.padding, self.stride, self.dilation,
-            self.groups, "add", 1.0, "relu" if self.relu else None, [], "",
+            x,
+            to_channels_last(residual),
+            weight,
+            self.bias,
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.groups,
+            "add",
+            1.0,
+            "relu" if self.relu else None,
+            [],
+            "",
         )
 
 
@@ -146,7 +173,12 @@ class FusedBasicBlock(nn.Module):
 def _fuse_conv_relu_in_place(module: nn.Module) -> None:
     """Replace plain convolutions by FusedConv, taking the ReLU that follows one in a Sequential."""
     for name, child in list(module._modules.items()):
-        if is_plain_conv(child) and child.weight.dim() in (4, 5) and child.padding_mode == "zeros" and not isinstance(child.padding, str):
+        if (
+            is_plain_conv(child)
+            and child.weight.dim() in (4, 5)
+            and child.padding_mode == "zeros"
+            and not isinstance(child.padding, str)
+        ):
             module._modules[name] = FusedConv(child)
         else:
             _fuse_conv_relu_in_place(child)

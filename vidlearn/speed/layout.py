@@ -41,4 +41,3 @@ def memory_format_of(t: torch.Tensor) -> torch.memory_format:
     if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
         return torch.channels_last
     return torch.contiguous_format
-

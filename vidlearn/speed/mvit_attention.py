@@ -20,7 +20,9 @@ from vidlearn.speed.workspace import WORKSPACE
 _ATEN = torch.ops.aten
 
 
-def pool_tokens_channels_last(tokens: torch.Tensor, pool: nn.Module, grid: tuple[int, int, int]) -> torch.Tensor:
+def pool_tokens_channels_last(
+    tokens: torch.Tensor, pool: nn.Module, grid: tuple[int, int, int]
+) -> torch.Tensor:
     """Same as ``mvit.pool_tokens``: ``B x N x (1 + T*H*W) x C`` -> ``B x N x (1 + T'*H'*W') x C``, but
     the token grid is handed to ``pool`` as a channels-last view (tokens are already ``t h w c`` in
     memory) and its channels-last output is read back as tokens without a copy."""
@@ -78,7 +80,11 @@ class _PoolingAttentionFunction(torch.autograd.Function):
         logits = q.new_empty(batch, heads, queries, keys)
         _fill_relative_bias(logits, (along_t, along_h, along_w), q_grid, kv_grid)
         flat = logits.view(batch * heads, queries, keys)
-        flat.baddbmm_(q.reshape(batch * heads, queries, dim), k.reshape(batch * heads, keys, dim).transpose(1, 2), alpha=scale)
+        flat.baddbmm_(
+            q.reshape(batch * heads, queries, dim),
+            k.reshape(batch * heads, keys, dim).transpose(1, 2),
+            alpha=scale,
+        )
         probabilities = _ATEN._softmax.out(flat, -1, False, out=flat)  # in place (tested equal)
         out = torch.bmm(probabilities, v.reshape(batch * heads, keys, dim)).view(batch, heads, queries, dim)
         out[:, :, 1:] += q[:, :, 1:]
@@ -98,12 +104,18 @@ class _PoolingAttentionFunction(torch.autograd.Function):
         # The logits' gradient is a temporary of the size of the attention: in the shared workspace.
         grad_logits = WORKSPACE.take("attention", probabilities.shape, probabilities.dtype)
         torch.bmm(grad, v.reshape(batch * heads, keys, dim).transpose(1, 2), out=grad_logits)
-        _ATEN._softmax_backward_data.out(grad_logits, probabilities, -1, probabilities.dtype, grad_input=grad_logits)
+        _ATEN._softmax_backward_data.out(
+            grad_logits, probabilities, -1, probabilities.dtype, grad_input=grad_logits
+        )
         grad_q = torch.bmm(grad_logits, k.reshape(batch * heads, keys, dim)).mul_(scale)
         grad_q = grad_q.view(batch, heads, queries, dim)
         grad_q[:, :, 1:] += grad.view(batch, heads, queries, dim)[:, :, 1:]
         grad_k = torch.bmm(grad_logits.transpose(1, 2), q.reshape(batch * heads, queries, dim)).mul_(scale)
-        body = grad_logits.view(batch, heads, queries, keys)[:, :, 1:, 1:].unflatten(3, kv_grid).unflatten(2, q_grid)
+        body = (
+            grad_logits.view(batch, heads, queries, keys)[:, :, 1:, 1:]
+            .unflatten(3, kv_grid)
+            .unflatten(2, q_grid)
+        )
         over_w = body.sum(-1)  # B heads Tq Hq Wq kt kh
         grad_t, grad_h = over_w.sum(-1), over_w.sum(-2)
         grad_w = body.sum((-3, -2))

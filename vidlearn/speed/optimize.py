@@ -76,7 +76,9 @@ def optimize_for_inference(model: nn.Module, *, fused_ops: bool = True, compile:
     return fast
 
 
-def optimize_for_training(model: nn.Module, *, fast_weight_grad: bool = True, compile: bool = False) -> nn.Module:
+def optimize_for_training(
+    model: nn.Module, *, fast_weight_grad: bool = True, compile: bool = False
+) -> nn.Module:
     """``model`` itself, converted in place for faster training steps on a CPU; returns it.
 
     Stores 3D convolution weights channels-last (values, shapes and state-dict keys unchanged;

@@ -34,8 +34,22 @@ IN_TILE = OUT_TILE + 2  # m + r - 1 for r = 3
 POSITIONS = IN_TILE * IN_TILE
 
 # F(4, 3) with interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
-_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
-_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
+_BT = (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+)
+_G = (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+)
 _AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
 # Elements per workspace buffer a chunk of clips may use (32 MB in float32); one clip may exceed it.
@@ -82,7 +96,9 @@ def weight_from_domain(grad_u: torch.Tensor) -> torch.Tensor:
     ``grad_u`` (``36 x kt x Co x C``): ``G^T grad_U G``, as ``Co x C x kt x 3 x 3`` (channels-last)."""
     _, kt, out_channels, in_channels = grad_u.shape
     taps = torch.mm(_kernel_matrix(grad_u.dtype, False).t(), grad_u.reshape(POSITIONS, -1))  # 9 x (kt Co C)
-    by_channel = taps.view(3, 3, kt, out_channels, in_channels).permute(3, 2, 0, 1, 4).contiguous()  # Co kt 3 3 C
+    by_channel = (
+        taps.view(3, 3, kt, out_channels, in_channels).permute(3, 2, 0, 1, 4).contiguous()
+    )  # Co kt 3 3 C
     return by_channel.permute(0, 4, 1, 2, 3)
 
 
@@ -100,7 +116,9 @@ def applies(kernel_size, stride, padding, dilation, groups: int) -> bool:
     )
 
 
-def winograd_pays(in_channels: int, out_channels: int, kt: int, height: int, width: int, training: bool = False) -> bool:
+def winograd_pays(
+    in_channels: int, out_channels: int, kt: int, height: int, width: int, training: bool = False
+) -> bool:
     """Whether F(4x4, 3x3) beats oneDNN for this layer on a CPU (measured on AVX2, two threads,
     ``docs/model-speed.md``). The transforms cost per input and output element and the savings grow
     with the channels multiplied per element (``kt x C``), so inference pays from ``kt x C >= 128``
@@ -129,7 +147,9 @@ def _input_domain(clips: torch.Tensor, pt: int, slot: int) -> torch.Tensor:
     n_h, n_w = _grid(height, width)
     padded_frames = frames + 2 * pt
     # Zero-padded frames, time first: each temporal tap of the products becomes one contiguous slice.
-    padded = WORKSPACE.take(0, (padded_frames, b, n_h * OUT_TILE + 2, n_w * OUT_TILE + 2, channels), clips.dtype)
+    padded = WORKSPACE.take(
+        0, (padded_frames, b, n_h * OUT_TILE + 2, n_w * OUT_TILE + 2, channels), clips.dtype
+    )
     padded[:pt].zero_()
     padded[pt + frames :].zero_()
     inner = padded[pt : pt + frames]
