@@ -18,9 +18,9 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import assert_exports, recording
 from torch import nn
 
-from conftest import assert_exports, recording
 from vidlearn.analysis import summarize
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import recording
 from einops import rearrange
 from torch import nn
 
-from conftest import recording
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import C3D, create_model, list_models, model_info
 
