@@ -1,7 +1,7 @@
 """Row groups 3, 5 and 6 of `make bench`: vidlearn's models against torchvision's same architectures.
 
 models  For r3d_18, mc3_18, r2plus1d_18 and mvit_v2_s: inference clips/s and training-step clips/s
-        of vidlearn's model through its fast path (``vidlearn.models.fast``: ``optimize_for_inference``,
+        of vidlearn's model through its fast path (``vidlearn.speed``: ``optimize_for_inference``,
         ``optimize_for_training``) against torchvision's model as a user runs it (plain eager,
         contiguous layout), both with torchvision's weights (same state-dict keys), the same input,
         the same torch threads, alternating in one process. The note gives the largest output
@@ -50,7 +50,7 @@ if str(HERE) not in sys.path:
 from harness import Context, Row, alternate, compare, row_from, timed_rate  # noqa: E402
 from vidlearn.analysis.layers import trace_layers  # noqa: E402
 from vidlearn.models import create_model  # noqa: E402
-from vidlearn.models.fast import channels_last, fuse_conv_bn, optimize_for_inference, optimize_for_training  # noqa: E402
+from vidlearn.speed import channels_last, fuse_conv_bn, optimize_for_inference, optimize_for_training  # noqa: E402
 
 MODELS = ("r3d_18", "mc3_18", "r2plus1d_18", "mvit_v2_s")
 CONV_NETS = ("r3d_18", "mc3_18", "r2plus1d_18")

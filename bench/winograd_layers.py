@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) against oneDNN, layer by layer: where `vidlearn.models.winograd` pays.
+"""Winograd F(4x4, 3x3) against oneDNN, layer by layer: where `vidlearn.speed.winograd` pays.
 
 For the stride-1 ``kt x 3 x 3`` convolutions of r3d_18, mc3_18 and r2plus1d_18 at 16 x 112 x 112 (and
 their channel counts), alternating in one process, median of the repeats, the caller's threads:
@@ -24,8 +24,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from vidlearn.models import winograd
-from vidlearn.models.fast import optimize_for_training
+from vidlearn.speed import optimize_for_training, winograd
 
 # (in, out, kt, frames, side): the Winograd-shaped layers of the three ResNets at 16 x 112 x 112.
 LAYERS = [

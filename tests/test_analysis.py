@@ -229,9 +229,26 @@ def test_course_sizes():
         [24, 5, 16, 16],
         [24, 1, 1, 1],
     ]
-    # late fusion folds the 20 frames into the batch: the per-clip shape keeps T first
+    # late fusion folds the 20 frames into the batch; its rows read C x T x H x W as the course's table
     late = rows(summarize_model("course_late", num_classes=10))
-    assert late["backbone.conv2"].output == [20, 24, 16, 16]
+    assert [late[n].output for n in ("backbone.conv1", "backbone.pool", "backbone.conv2", "pool")] == [
+        [12, 20, 64, 64],
+        [12, 20, 16, 16],
+        [24, 20, 16, 16],
+        [24, 1, 1, 1],
+    ]
+
+
+def test_course_late_table_prints_per_frame_conv_as_c_t_h_w():
+    table = summarize_model("course_late", num_classes=10).format_table()
+    outputs = dict(zip(table.columns[0].cells, table.columns[2].cells))
+    assert outputs["backbone.conv1"] == "12 x 20 x 64 x 64"
+
+
+def test_per_frame_vectors_read_d_x_t():
+    layers = rows(summarize_model("single_frame", num_classes=10, receptive_fields=False))
+    flatten = next(layer for layer in layers.values() if layer.type == "Flatten")
+    assert flatten.output == [128, 16]
 
 
 # The course's C3D table (3 x 16 x 112 x 112), GFLOPs of the eight convolutions.

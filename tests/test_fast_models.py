@@ -1,4 +1,4 @@
-"""The fast paths (``vidlearn.models.fast``) give the plain model's results.
+"""The CPU speed paths (``vidlearn.speed``) give the plain model's results.
 
 Tolerance (``FAST_TOLERANCE``): ``max |fast - plain| <= 1e-4 x max(1, max |plain|)`` in float32 for
 outputs, losses and BatchNorm running statistics, and for every fast convolution's input and
@@ -20,13 +20,14 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from vidlearn import speed
 from vidlearn.models import create_model
-from vidlearn.models import fast
-from vidlearn.models.fast import (
+from vidlearn.speed import (
     FAST_TOLERANCE,
     FastConv3d,
     FusedConv,
     conv3d_weight_grad,
+    conv_gradients,
     fuse_conv_bn,
     optimize_for_inference,
     optimize_for_training,
@@ -50,7 +51,7 @@ def _one_thread():
 def _plans_on_small_clips(monkeypatch):
     """The weight-gradient plans run on these tiny clips too (by default small convolutions keep
     PyTorch's own), so that the model-level tests go through them."""
-    monkeypatch.setattr(fast, "SMALL_CONV_MACS", 0)
+    monkeypatch.setattr(conv_gradients, "SMALL_CONV_MACS", 0)
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -157,7 +158,7 @@ def test_inference_path_equals_plain(name):
     model = build(name).eval()
     fast_model = optimize_for_inference(model)
     assert count(fast_model, _BatchNorm) == 0 and count(fast_model, nn.ReLU) == 0
-    if fast.mkldnn_fusion_available():
+    if speed.mkldnn_fusion_available():
         assert count(fast_model, FusedConv) == count(model, nn.Conv3d)
     for batch in (2, 3, 2):  # a new batch size repacks the weights; going back reuses nothing stale
         x = clips(batch, seed=batch)
@@ -166,7 +167,7 @@ def test_inference_path_equals_plain(name):
         with torch.inference_mode():
             assert_close(fast_model(x), expected)
         with torch.no_grad():  # channels-last input too
-            assert_close(fast_model(fast.to_channels_last(x)), expected)
+            assert_close(fast_model(speed.to_channels_last(x)), expected)
 
 
 @pytest.mark.parametrize("name", RESNETS)
@@ -363,7 +364,7 @@ def test_weight_gradient_plans_equal_reference(weight_shape, stride, padding, si
 def test_weight_gradient_plan_choices():
     assert weight_grad_plan((64, 64, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7)) == "im2col"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fast, "SMALL_CONV_MACS", 100_000_000)
+        patch.setattr(conv_gradients, "SMALL_CONV_MACS", 100_000_000)
         assert weight_grad_plan((64, 64, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7)) == "aten"
         assert weight_grad_plan((512, 512, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7), batch=4) == "im2col"
     assert weight_grad_plan((64, 64, 1, 1, 1), (1, 2, 2), (0, 0, 0), (1, 1, 1), 1, (16, 28, 28)) == "pointwise"
@@ -394,7 +395,7 @@ def test_depthwise_conv_gradients_equal_reference(stride, size):
     torch.manual_seed(0)
     conv = nn.Conv3d(8, 8, 3, stride=stride, padding=1, groups=8, bias=True)
     fast_conv = optimize_for_training(copy.deepcopy(conv))
-    assert isinstance(fast_conv, fast.FastDepthwiseConv3d)
+    assert isinstance(fast_conv, speed.FastDepthwiseConv3d)
     x = torch.randn(2, 8, *size, dtype=torch.float64)
     assert_matches_float64(fast_conv, conv, x)
 
@@ -432,7 +433,7 @@ def test_training_path_keeps_2d_weights_contiguous():
 
 
 def test_pooling_attention_function_passes_gradcheck():
-    from vidlearn.models.fast import _PoolingAttentionFunction
+    from vidlearn.speed.mvit_attention import _PoolingAttentionFunction
 
     generator = torch.Generator().manual_seed(5)
     q_grid, kv_grid = (2, 2, 3), (1, 2, 2)

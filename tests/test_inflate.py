@@ -18,15 +18,15 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import assert_exports, recording
 from torch import nn
 
-from conftest import assert_exports, recording
 from vidlearn.analysis import summarize
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model
-from vidlearn.models.fusion import frame_encoder
+from vidlearn.models.blocks import frame_encoder
 from vidlearn.models.i3d import i3d_time_kernels
-from vidlearn.models.inflate import ReplicateTimeConv3d, inflate, inflate_state_dict, inflate_weight
+from vidlearn.models.inflation import ReplicateTimeConv3d, inflate, inflate_state_dict, inflate_weight
 from vidlearn.models.resnet2d import resnet18, resnet50
 
 
@@ -484,3 +484,11 @@ def test_i3d_tower_learns_a_small_separable_problem():
     with torch.no_grad():
         accuracy = (model.eval()(test_x).argmax(-1) == test_labels).float().mean().item()
     assert accuracy > 2 * (1 / 3), accuracy  # chance is 1/3
+
+
+def test_inflate_is_a_function_of_the_models_package():
+    from vidlearn.models import inflate
+
+    model_3d = inflate(small_classifier(4))
+    assert isinstance(model_3d.conv, nn.Conv3d)
+    assert model_3d(torch.randn(2, 3, 5, 8, 8)).shape == (2, 4)

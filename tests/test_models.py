@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import recording
 from einops import rearrange
 from torch import nn
 
-from conftest import recording
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import C3D, create_model, list_models, model_info
 
@@ -496,3 +497,14 @@ def test_a_gradient_step_reaches_and_changes_every_parameter(name, big_models):
 
 def _params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def test_every_name_in_all_resolves_and_no_model_file_knows_the_speed_paths():
+    import vidlearn.models
+
+    assert all(hasattr(vidlearn.models, name) for name in vidlearn.models.__all__)
+    assert len(set(vidlearn.models.__all__)) == len(vidlearn.models.__all__)
+    # vidlearn.speed converts the plain models from outside; they never import it or call oneDNN.
+    for path in Path(vidlearn.models.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"vidlearn\.speed|mkldnn|winograd", text, re.IGNORECASE), path.name

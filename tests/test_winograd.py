@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) convolutions (vidlearn.models.winograd) against the definition and PyTorch."""
+"""Winograd F(4x4, 3x3) convolutions (vidlearn.speed.winograd) against the definition and PyTorch."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidlearn.models import winograd
-from vidlearn.models.fast import FAST_TOLERANCE, FastConv3d, optimize_for_training
+from vidlearn.speed import FAST_TOLERANCE, FastConv3d, optimize_for_training, winograd
 
 ATEN = torch.ops.aten
 

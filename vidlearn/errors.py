@@ -35,3 +35,7 @@ class AnnotationError(VidlearnError):
 
 class BadArgumentError(VidlearnError, ValueError):
     """A user-supplied argument is out of range or inconsistent."""
+
+
+class UnsupportedLayerError(VidlearnError):
+    """A speed path (``vidlearn.speed``) is asked to convert a layer it has no equal form for."""

@@ -32,9 +32,10 @@ FLOP_RULE = (
 class LayerStats:
     """One row of the table, for one clip.
 
-    ``output`` is the layer's output shape without the batch axis, e.g. ``[C, T, H, W]``; a model
-    that folds frames into the batch gives ``[T, C, H, W]`` (the leading axis is dropped only when
-    it is the batch). ``receptive_field`` is ``[t, h, w]`` in input frames and pixels, or ``None``
+    ``output`` is the layer's output shape without the batch axis, ``[C, T, H, W]`` for video maps;
+    a 2D layer that sees frames folded into the batch (``(B*T) x C x H x W``) reads the same way,
+    ``[C, T, H, W]`` (``[D, T]`` for its per-frame vectors). Token layouts keep their own order
+    (``[T, N, D]`` for tokens of frames folded into the batch). ``receptive_field`` is ``[t, h, w]`` in input frames and pixels, or ``None``
     when not measured or when the output does not depend on the input. ``params`` are the
     parameters the module owns (counted at its first call); ``flops`` are multiply-adds.
     """
@@ -188,6 +189,11 @@ def _per_clip_shape(shape: tuple[int, ...], batch: int) -> list[int]:
     if shape and shape[0] == batch:
         return list(shape[1:])
     if shape and shape[0] % batch == 0:
-        # Frames folded into the batch, (B*T) x ...: keep T.
-        return [shape[0] // batch, *shape[1:]]
+        frames = shape[0] // batch
+        if len(shape) in (2, 4):
+            # A 2D network's frames (or segments) folded into the batch, (B*T) x C x H x W or
+            # (B*T) x D: read with time after the channels, as every other layer (C x T x H x W).
+            return [shape[1], frames, *shape[2:]]
+        # Tokens (B*T) x N x D, or another axis (MViT's heads) folded: keep it first.
+        return [frames, *shape[1:]]
     return list(shape)

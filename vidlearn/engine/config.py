@@ -38,7 +38,7 @@ class TrainConfig:
     store's folder. ``label_fraction``: train on this fraction of each class's training videos
     (few-label experiments). ``init``: a checkpoint whose matching weights start the model (2D weights
     are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``). ``fast``: on
-    a CPU, train through ``vidlearn.models.fast.optimize_for_training`` (channels-last, per-shape
+    a CPU, train through ``vidlearn.speed.optimize_for_training`` (channels-last, per-shape
     weight gradients; equal to the plain model up to rounding); None (default) does so for models
     of at least 2 GFLOPs per clip, where it measured faster; evaluation and prediction always use
     ``optimize_for_inference`` on a CPU (docs/model-speed.md).

@@ -17,7 +17,7 @@ from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.inputs import input_settings, view_shape
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model, model_info
-from vidlearn.models.inflate import fit_to_shape
+from vidlearn.models.inflation import fit_to_shape
 from vidlearn.motion.dataset import INPUT_CHANNELS
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.fast import optimize_for_inference
+from vidlearn.speed import optimize_for_inference
 
 
 def pick_device(name: str, dist=None) -> torch.device:
@@ -43,7 +43,7 @@ def autocast_context(amp: str, device: torch.device):
 
 def inference_model(model: nn.Module, device: torch.device) -> nn.Module:
     """The model to score clips with: on a CPU an eval-mode copy through
-    ``vidlearn.models.fast.optimize_for_inference`` (BatchNorm folded, channels-last, fused oneDNN
+    ``vidlearn.speed.optimize_for_inference`` (BatchNorm folded, channels-last, fused oneDNN
     convolutions; equal to the plain model up to rounding), elsewhere the model in eval mode."""
     if device.type == "cpu":
         return optimize_for_inference(model)

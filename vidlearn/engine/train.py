@@ -28,7 +28,7 @@ from vidlearn.engine.modeling import build_model, load_initial_weights, model_co
 from vidlearn.engine.runtime import pick_device
 from vidlearn.engine.sources import label_subset, load_splits
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.fast import optimize_for_training
+from vidlearn.speed import optimize_for_training
 
 # Datasets whose classes name a direction (MoveLeft/MoveRight, "pushing from left to right"):
 # mirroring a training clip would give it the wrong label.

@@ -1,8 +1,11 @@
-"""Building blocks shared by the model families: input checks and a small 2D/3D conv tower.
+"""Building blocks shared by the model families: input and option checks, the He initialisation
+of the convolutional networks, the residual unit of the 3D ResNets, a small 2D/3D conv tower and
+the frame encoder built on it.
 
 The tower is one class for both dimensionalities so that the course's fusion variants
 (single frame, late, early, slow fusion) can use the very same layers and differ only in
-where time is fused.
+where time is fused; the frame encoder (the 2D tower and a global average pool) is the per-frame
+network of ``single_frame``, TSN, LRCN, the spatial stream and ``i3d_tower``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ def require_positive(**values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BadArgumentError(f"{name} must be a positive integer, got {value!r}")
+
+
+def require_dropout(dropout: float) -> None:
+    """Raise ``BadArgumentError`` unless ``dropout`` is a probability in [0, 1)."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise BadArgumentError(f"dropout must be a probability in [0, 1), got {dropout!r}")
 
 
 def as_pair(size: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -120,3 +129,48 @@ class ConvTower(nn.Sequential):
             layers[f"block{stage}"] = conv_bn_relu(dims, c_in, c_out)
         super().__init__(layers)
         self.out_channels = widths[-1]
+
+
+def frame_encoder(in_channels: int = 3, widths: tuple[int, ...] = TOWER_WIDTHS) -> nn.Sequential:
+    """The 2D tower followed by a global average pool: frames ``N x C x H x W`` -> ``N x widths[-1]``."""
+    return nn.Sequential(ConvTower(in_channels, widths), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+
+
+class Residual(nn.Module):
+    """``relu(branch(x) + shortcut(x))`` for ``B x C x T x H x W`` clips, the residual unit of the
+    ResNets here and of X3D. The shortcut is a 1x1x1 projection (stride 1 x ``stride`` x ``stride``)
+    with batch norm where the branch changes the width or the size, the identity otherwise.
+    """
+
+    def __init__(self, branch: nn.Module, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.branch = branch
+        self.shortcut = nn.Identity()
+        if in_channels != out_channels or stride != 1:
+            self.shortcut = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False),
+                nn.BatchNorm3d(out_channels),
+            )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.branch(x) + self.shortcut(x))
+
+
+def init_he(model: nn.Module, linear_std: float | None = 0.01) -> None:
+    """He initialisation for ReLU networks, as torchvision and PySlowFast do, so that training from
+    scratch behaves as in the papers' code: convolutions (2D and 3D) normal with ``fan_out`` scaling
+    and zero biases, batch norms at identity, and linear layers normal with std ``linear_std`` and
+    zero biases (``None``: linear layers keep PyTorch's default, as torchvision's ResNet and VGG)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif linear_std is not None and isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, linear_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)

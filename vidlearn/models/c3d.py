@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import check_clip, require_positive
+from vidlearn.models.blocks import check_clip, init_he, require_positive
 from vidlearn.models.registry import register_model
 
 C3D_INPUT = (3, 16, 112, 112)
@@ -102,17 +102,10 @@ class C3D(nn.Module):
         self.fc6 = nn.Sequential(nn.Linear(math.prod(self.pool5_shape), fc_width), nn.ReLU(), nn.Dropout(dropout))
         self.fc7 = nn.Sequential(nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout))
         self.fc8 = nn.Linear(fc_width, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """He initialisation of the convolutions, as torchvision's VGG: without normalisation layers,
-        PyTorch's default init shrinks activations layer after layer (measured: 8 convolutions of a
-        narrow C3D end at a third of the input's scale)."""
-        for module in self.convs.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        # He initialisation of the convolutions, as torchvision's VGG: without normalisation layers,
+        # PyTorch's default init shrinks activations layer after layer (measured: 8 convolutions of a
+        # narrow C3D end at a third of the input's scale).
+        init_he(self, linear_std=None)
 
     def _pool5_shape(self, clip_shape: tuple[int, int, int]) -> tuple[int, ...]:
         """pool5's output shape for a clip of ``clip_shape``: convolutions keep sizes, each max-pool

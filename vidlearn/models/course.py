@@ -54,7 +54,7 @@ def course_tower(in_channels: int, dims: int) -> nn.Sequential:
     description="course example: 2D convs per frame, fused by the global average pool at the end",
 )
 def course_late(num_classes: int, in_channels: int = 3) -> LateFusionPool:
-    return LateFusionPool(course_tower(in_channels, dims=2), COURSE_WIDTHS[-1], num_classes, in_channels)
+    return LateFusionPool(num_classes, course_tower(in_channels, dims=2), COURSE_WIDTHS[-1], in_channels)
 
 
 @register_model(
@@ -65,7 +65,7 @@ def course_late(num_classes: int, in_channels: int = 3) -> LateFusionPool:
 def course_early(num_classes: int, num_frames: int = COURSE_INPUT[1], in_channels: int = 3) -> EarlyFusion:
     require_positive(num_frames=num_frames, in_channels=in_channels)
     tower = course_tower(in_channels * num_frames, dims=2)
-    return EarlyFusion(tower, COURSE_WIDTHS[-1], num_frames, num_classes, in_channels)
+    return EarlyFusion(num_classes, tower, COURSE_WIDTHS[-1], num_frames, in_channels)
 
 
 @register_model(
@@ -74,4 +74,4 @@ def course_early(num_classes: int, num_frames: int = COURSE_INPUT[1], in_channel
     description="course example: 3x3x3 convs and 4x4x4 pool fuse time slowly",
 )
 def course_3d(num_classes: int, in_channels: int = 3) -> SlowFusion:
-    return SlowFusion(course_tower(in_channels, dims=3), COURSE_WIDTHS[-1], num_classes, in_channels)
+    return SlowFusion(num_classes, course_tower(in_channels, dims=3), COURSE_WIDTHS[-1], in_channels)

@@ -63,4 +63,4 @@ class FoveaContextEncoder(nn.Module):
     description="Karpathy 2014 fovea/context streams (half resolution each) per frame, frame-averaged",
 )
 def fovea(num_classes: int, hidden: int = 256, in_channels: int = 3) -> SingleFrame:
-    return SingleFrame(FoveaContextEncoder(in_channels, hidden=hidden), hidden, num_classes, in_channels)
+    return SingleFrame(num_classes, FoveaContextEncoder(in_channels, hidden=hidden), hidden, in_channels)

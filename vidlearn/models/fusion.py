@@ -9,7 +9,9 @@ information from different frames meets:
 - early fusion: at the first layer; its 2D convolution sees all T frames stacked as channels;
 - slow fusion: throughout; 3D convolutions and pooling shrink time gradually.
 
-The classes below take their backbone as an argument. The registered builders give the first four
+The classes below take their backbone as an argument; all take their arguments in one order:
+``num_classes``, the backbone, its ``feature_dim``, then ``num_frames`` and ``frame_size`` where the
+model depends on them, the model's own options, and ``in_channels`` last. The registered builders give the first four
 the same 2D ``ConvTower`` and slow fusion its 3D twin with the same widths, so the models differ
 only in where time is fused. All take ``B x C x T x H x W`` float clips.
 """
@@ -29,6 +31,7 @@ from vidlearn.models.blocks import (
     as_pair,
     check_clip,
     check_num_frames,
+    frame_encoder,
     output_shape,
     require_positive,
 )
@@ -48,7 +51,7 @@ class SingleFrame(nn.Module):
     ``frame_logits`` with the clip's label repeated over T.
     """
 
-    def __init__(self, frame_encoder: nn.Module, feature_dim: int, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, frame_encoder: nn.Module, feature_dim: int, in_channels: int = 3):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = frame_encoder
@@ -86,10 +89,10 @@ class LateFusionFC(nn.Module):
 
     def __init__(
         self,
+        num_classes: int,
         frame_backbone: nn.Module,
         num_frames: int,
         frame_size: int | tuple[int, int],
-        num_classes: int,
         hidden: int = 256,
         dropout: float = 0.5,
         in_channels: int = 3,
@@ -132,7 +135,7 @@ class LateFusionPool(nn.Module):
     ``B x C x T x H x W`` (any T, H, W the backbone takes); ``features`` ``B x D``; output ``B x K``.
     """
 
-    def __init__(self, frame_backbone: nn.Module, feature_dim: int, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, frame_backbone: nn.Module, feature_dim: int, in_channels: int = 3):
         super().__init__()
         self.in_channels = in_channels
         self.backbone = frame_backbone
@@ -161,7 +164,7 @@ class EarlyFusion(nn.Module):
     output ``B x K``.
     """
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_frames: int, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, backbone: nn.Module, feature_dim: int, num_frames: int, in_channels: int = 3):
         super().__init__()
         require_positive(num_frames=num_frames)
         self.in_channels = in_channels
@@ -188,7 +191,7 @@ class SlowFusion(nn.Module):
     (any T, H, W the backbone takes); ``features`` ``B x D``; output ``B x K``.
     """
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, backbone: nn.Module, feature_dim: int, in_channels: int = 3):
         super().__init__()
         self.in_channels = in_channels
         self.backbone = backbone
@@ -205,18 +208,13 @@ class SlowFusion(nn.Module):
         return self.classifier(self.features(x))
 
 
-def frame_encoder(in_channels: int = 3, widths: tuple[int, ...] = TOWER_WIDTHS) -> nn.Sequential:
-    """The 2D tower followed by a global average pool: frames ``N x C x H x W`` -> ``N x widths[-1]``."""
-    return nn.Sequential(ConvTower(in_channels, widths), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-
-
 @register_model(
     "single_frame",
     default_input=FUSION_INPUT,
     description="2D CNN on every frame, frame-averaged probabilities (course baseline)",
 )
 def single_frame(num_classes: int, in_channels: int = 3) -> SingleFrame:
-    return SingleFrame(frame_encoder(in_channels), TOWER_WIDTHS[-1], num_classes, in_channels)
+    return SingleFrame(num_classes, frame_encoder(in_channels), TOWER_WIDTHS[-1], in_channels)
 
 
 @register_model(
@@ -232,7 +230,7 @@ def late_fusion_fc(
     in_channels: int = 3,
 ) -> LateFusionFC:
     return LateFusionFC(
-        ConvTower(in_channels), num_frames, frame_size, num_classes, hidden=hidden, in_channels=in_channels
+        num_classes, ConvTower(in_channels), num_frames, frame_size, hidden=hidden, in_channels=in_channels
     )
 
 
@@ -242,7 +240,7 @@ def late_fusion_fc(
     description="per-frame 2D CNN maps averaged over space and time, then a linear layer",
 )
 def late_fusion_pool(num_classes: int, in_channels: int = 3) -> LateFusionPool:
-    return LateFusionPool(ConvTower(in_channels), TOWER_WIDTHS[-1], num_classes, in_channels)
+    return LateFusionPool(num_classes, ConvTower(in_channels), TOWER_WIDTHS[-1], in_channels)
 
 
 @register_model(
@@ -252,7 +250,7 @@ def late_fusion_pool(num_classes: int, in_channels: int = 3) -> LateFusionPool:
 )
 def early_fusion(num_classes: int, num_frames: int = FUSION_INPUT[1], in_channels: int = 3) -> EarlyFusion:
     require_positive(num_frames=num_frames, in_channels=in_channels)
-    return EarlyFusion(ConvTower(in_channels * num_frames), TOWER_WIDTHS[-1], num_frames, num_classes, in_channels)
+    return EarlyFusion(num_classes, ConvTower(in_channels * num_frames), TOWER_WIDTHS[-1], num_frames, in_channels)
 
 
 @register_model(
@@ -263,4 +261,4 @@ def early_fusion(num_classes: int, num_frames: int = FUSION_INPUT[1], in_channel
 def slow_fusion(num_classes: int, in_channels: int = 3) -> SlowFusion:
     # Keep all frames through the stem and first pool, then halve T with space: 16 -> 16 -> 8 -> 4.
     tower = ConvTower(in_channels, dims=3, stem_stride=(1, 2, 2), pool_sizes=((1, 2, 2), (2, 2, 2), (2, 2, 2)))
-    return SlowFusion(tower, TOWER_WIDTHS[-1], num_classes, in_channels)
+    return SlowFusion(num_classes, tower, TOWER_WIDTHS[-1], in_channels)

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS, check_clip
-from vidlearn.models.fusion import FUSION_INPUT, frame_encoder
-from vidlearn.models.inflate import inflate
+from vidlearn.models.blocks import TOWER_WIDTHS, check_clip, frame_encoder, require_dropout
+from vidlearn.models.fusion import FUSION_INPUT
+from vidlearn.models.inflation import inflate
 from vidlearn.models.registry import register_model
 from vidlearn.models.resnet2d import ResNet, resnet50
 
@@ -93,7 +93,7 @@ class InflatedClassifier(nn.Module):
     with ``inflate_state_dict``. ``features`` ``B x D``; output logits ``B x K``.
     """
 
-    def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, encoder: nn.Module, feature_dim: int, in_channels: int = 3):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = encoder
@@ -115,8 +115,7 @@ class InflatedClassifier(nn.Module):
     description="ImageNet-style ResNet-50 inflated as I3D (PySlowFast/PyTorchVideo I3D R50 8x8 configuration)",
 )
 def i3d_r50(num_classes: int, in_channels: int = 3, dropout: float = 0.5, temporal_padding: str = "zeros") -> I3DResNet:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise BadArgumentError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    require_dropout(dropout)
     resnet = resnet50(num_classes, in_channels)
     return I3DResNet(inflate(resnet, 1, i3d_time_kernels(resnet), temporal_padding), dropout)
 
@@ -130,4 +129,4 @@ def i3d_tower(
     num_classes: int, in_channels: int = 3, time_kernel: int = 3, temporal_padding: str = "zeros"
 ) -> InflatedClassifier:
     encoder = inflate(frame_encoder(in_channels), time_kernel, temporal_padding=temporal_padding)
-    return InflatedClassifier(encoder, TOWER_WIDTHS[-1], num_classes, in_channels)
+    return InflatedClassifier(num_classes, encoder, TOWER_WIDTHS[-1], in_channels)

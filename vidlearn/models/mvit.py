@@ -32,7 +32,7 @@ from einops import rearrange
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import as_pair, check_clip, require_positive
+from vidlearn.models.blocks import as_pair, check_clip, require_dropout, require_positive
 from vidlearn.models.registry import register_model
 
 MVIT_INPUT = (3, 16, 224, 224)
@@ -95,11 +95,8 @@ class AttentionPool(nn.Module):
         # A Sequential called norm_act: torchvision's checkpoint keys (pool_q.norm_act.0.weight).
         self.norm_act = nn.Sequential(LayerNorm(head_dim))
 
-    # How token grids reach the pooling layer; vidlearn.models.fast swaps in a channels-last way.
-    pool_tokens = staticmethod(pool_tokens)
-
     def forward(self, tokens: torch.Tensor, grid: Grid) -> torch.Tensor:
-        return self.norm_act(self.pool_tokens(tokens, self.pool, grid))
+        return self.norm_act(pool_tokens(tokens, self.pool, grid))
 
 
 class MultiscaleAttention(nn.Module):
@@ -186,13 +183,15 @@ class MultiscaleBlock(nn.Module):
         self.norm2 = LayerNorm(dim_out)
         self.mlp = mlp(dim_out, 4 * dim_out)
 
-    pool_tokens = staticmethod(pool_tokens)  # as in AttentionPool
+    def pool_shortcut(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``B x (1 + T*H*W) x C`` -> ``B x (1 + T*H'*W') x C``: max-pooled onto the queries' grid."""
+        return pool_tokens(tokens.unsqueeze(1), self.pool_skip, self.grid).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.norm1(x)
         shortcut = x if self.project is None else self.project(normed)
         if self.pool_skip is not None:
-            shortcut = self.pool_tokens(shortcut.unsqueeze(1), self.pool_skip, self.grid).squeeze(1)
+            shortcut = self.pool_shortcut(shortcut)
         x = shortcut + self.attn(normed)
         return x + self.mlp(self.norm2(x))
 
@@ -230,8 +229,7 @@ class MViT(nn.Module):
     ):
         super().__init__()
         require_positive(num_classes=num_classes, num_frames=num_frames, in_channels=in_channels)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise BadArgumentError(f"dropout must be in [0, 1), got {dropout!r}")
+        require_dropout(dropout)
         self.in_channels = in_channels
         self.clip_size = (num_frames, *as_pair(frame_size, "frame_size"))
         self.token_grid = strided(self.clip_size, PATCH_STRIDE)

@@ -25,8 +25,8 @@ from einops import rearrange
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS, check_clip, require_positive
-from vidlearn.models.fusion import FUSION_INPUT, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, check_clip, frame_encoder, require_positive
+from vidlearn.models.fusion import FUSION_INPUT
 from vidlearn.models.registry import register_model
 
 LRCN_MODES = ("many_to_one", "many_to_many")
@@ -55,9 +55,9 @@ class LRCN(nn.Module):
 
     def __init__(
         self,
+        num_classes: int,
         frame_encoder: nn.Module,
         feature_dim: int,
-        num_classes: int,
         mode: str = "many_to_one",
         hidden_size: int = 256,
         num_layers: int = 1,
@@ -207,9 +207,9 @@ def lrcn(
     in_channels: int = 3,
 ) -> LRCN:
     return LRCN(
+        num_classes,
         frame_encoder(in_channels),
         TOWER_WIDTHS[-1],
-        num_classes,
         mode=mode,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -218,10 +218,8 @@ def lrcn(
     )
 
 
-@register_model(
+register_model(
     "recurrent_conv",
     default_input=FUSION_INPUT,
     description="Ballas 2016 recurrent convolutional network: stacked ConvGRUs over 2D feature maps",
-)
-def recurrent_conv(num_classes: int, widths: tuple[int, ...] = TOWER_WIDTHS, in_channels: int = 3) -> RecurrentConvNet:
-    return RecurrentConvNet(num_classes, tuple(widths), in_channels)
+)(RecurrentConvNet)

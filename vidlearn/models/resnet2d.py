@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vidlearn.models.blocks import require_positive
+from vidlearn.models.blocks import init_he, require_positive
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
@@ -108,13 +108,7 @@ class ResNet(nn.Module):
             self.add_module(f"layer{index + 1}", nn.Sequential(*stage))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inplanes, num_classes)
-        # He initialisation for ReLU networks and unit batch norms, as torchvision does.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_he(self, linear_std=None)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``N x C x H x W`` -> ``N x D``."""

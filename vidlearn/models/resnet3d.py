@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vidlearn.models.blocks import check_clip, require_positive
+from vidlearn.models.blocks import check_clip, init_he, require_positive
 from vidlearn.models.registry import register_model
 
 RESNET3D_INPUT = (3, 16, 112, 112)
@@ -162,19 +162,7 @@ class VideoResNet(nn.Module):
             inplanes = planes
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(STAGE_WIDTHS[-1], num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # He initialisation for ReLU networks, as in torchvision, so training from scratch behaves alike.
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_he(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> ``B x 512``."""

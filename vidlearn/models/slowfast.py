@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import check_clip, require_positive
+from vidlearn.models.blocks import Residual, check_clip, init_he, require_dropout, require_positive
 from vidlearn.models.registry import register_model
 
 SLOWFAST_INPUT = (3, 32, 224, 224)
@@ -45,27 +45,6 @@ FAST_TEMPORAL_KERNELS = {"stem": 5, "res2": 3, "res3": 3, "res4": 3, "res5": 3}
 # the released PySlowFast configs (configs/Kinetics/SLOWFAST_4x16_R50.yaml: FUSION_KERNEL_SZ 5,
 # SLOWFAST_8x8_R50.yaml: 7); the paper names 5 for both.
 VARIANTS = {"4x16": {"alpha": 8, "lateral_kernel": 5}, "8x8": {"alpha": 4, "lateral_kernel": 7}}
-
-
-class Residual(nn.Module):
-    """``relu(branch(x) + shortcut(x))`` for ``B x C x T x H x W`` clips, the residual unit of the
-    ResNets here and of X3D. The shortcut is a 1x1x1 projection (stride 1 x ``stride`` x ``stride``)
-    with batch norm where the branch changes the width or the size, the identity otherwise.
-    """
-
-    def __init__(self, branch: nn.Module, in_channels: int, out_channels: int, stride: int = 1):
-        super().__init__()
-        self.branch = branch
-        self.shortcut = nn.Identity()
-        if in_channels != out_channels or stride != 1:
-            self.shortcut = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, 1, stride=(1, stride, stride), bias=False),
-                nn.BatchNorm3d(out_channels),
-            )
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.branch(x) + self.shortcut(x))
 
 
 class Bottleneck(Residual):
@@ -99,29 +78,6 @@ def res_stage(in_channels: int, inner: int, blocks: int, temporal_kernel: int, s
     layers = [Bottleneck(in_channels, inner, out_channels, temporal_kernel, stride)]
     layers += [Bottleneck(out_channels, inner, out_channels, temporal_kernel) for _ in range(1, blocks)]
     return nn.Sequential(*layers)
-
-
-def require_dropout(dropout: float) -> None:
-    """Raise ``BadArgumentError`` unless ``dropout`` is a probability in [0, 1)."""
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise BadArgumentError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-
-
-def init_weights(model: nn.Module) -> None:
-    """He initialisation for ReLU networks (as PySlowFast and torchvision), batch norms at identity,
-    the classifier at std 0.01: training from scratch behaves as in the papers' code."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv3d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm3d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, 0, 0.01)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
 
 
 class Stem(nn.Sequential):
@@ -215,7 +171,7 @@ class SlowFast(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(slow_out + fast_in, num_classes)
-        init_weights(self)
+        init_he(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> ``B x 2304`` (slow 2048, then fast 256, for beta 1/8)."""

@@ -140,18 +140,8 @@ class TimeSformer(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model(
+register_model(
     "timesformer",
     default_input=TIMESFORMER_INPUT,
     description="TimeSformer (ViT on frame patches); attention=divided|joint|space, size=tiny|small|base",
-)
-def timesformer(
-    num_classes: int,
-    attention: str = "divided",
-    size: str = "base",
-    patch_size: int = 16,
-    num_frames: int = TIMESFORMER_INPUT[1],
-    frame_size: int | tuple[int, int] = TIMESFORMER_INPUT[2:],
-    in_channels: int = 3,
-) -> TimeSformer:
-    return TimeSformer(num_classes, attention, size, patch_size, num_frames, frame_size, in_channels)
+)(TimeSformer)

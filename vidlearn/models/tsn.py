@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS
-from vidlearn.models.fusion import SingleFrame, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, frame_encoder
+from vidlearn.models.fusion import SingleFrame
 from vidlearn.models.registry import register_model
 
 # K = 3 segments, as in the paper's experiments.
@@ -40,15 +40,15 @@ class TSN(SingleFrame):
 
     def __init__(
         self,
+        num_classes: int,
         frame_encoder: nn.Module,
         feature_dim: int,
-        num_classes: int,
         consensus: str = "average",
         in_channels: int = 3,
     ):
         if consensus not in CONSENSUS:
             raise BadArgumentError(f"consensus must be one of {', '.join(CONSENSUS)}, got {consensus!r}")
-        super().__init__(frame_encoder, feature_dim, num_classes, in_channels)
+        super().__init__(num_classes, frame_encoder, feature_dim, in_channels)
         self.consensus = consensus
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,4 +63,4 @@ class TSN(SingleFrame):
     description="Wang 2016 temporal segment network: 2D CNN on one frame per segment, consensus of scores",
 )
 def tsn(num_classes: int, consensus: str = "average", in_channels: int = 3) -> TSN:
-    return TSN(frame_encoder(in_channels), TOWER_WIDTHS[-1], num_classes, consensus, in_channels)
+    return TSN(num_classes, frame_encoder(in_channels), TOWER_WIDTHS[-1], consensus, in_channels)

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from vidlearn.errors import BadArgumentError
-from vidlearn.models.blocks import TOWER_WIDTHS, ConvTower, check_clip, require_positive
-from vidlearn.models.fusion import EarlyFusion, frame_encoder
+from vidlearn.models.blocks import TOWER_WIDTHS, ConvTower, check_clip, frame_encoder, require_positive
+from vidlearn.models.fusion import EarlyFusion
 from vidlearn.models.registry import register_model
 
 TWO_STREAM_INPUT = (5, 16, 112, 112)
@@ -54,7 +54,7 @@ class SpatialStream(nn.Module):
 
 def temporal_stream(num_classes: int, num_flow_frames: int) -> EarlyFusion:
     """The temporal stream: early fusion of ``num_flow_frames`` flow fields (``2 * num_flow_frames`` channels)."""
-    return EarlyFusion(ConvTower(2 * num_flow_frames), TOWER_WIDTHS[-1], num_flow_frames, num_classes, in_channels=2)
+    return EarlyFusion(num_classes, ConvTower(2 * num_flow_frames), TOWER_WIDTHS[-1], num_flow_frames, in_channels=2)
 
 
 class TwoStream(nn.Module):
@@ -65,7 +65,9 @@ class TwoStream(nn.Module):
     ``stream_logits`` gives each stream's own logits ``(B x K, B x K)``.
     """
 
-    def __init__(self, num_classes: int, num_frames: int, fusion: str = "average", spatial_weight: float = 0.5):
+    def __init__(
+        self, num_classes: int, num_frames: int = TWO_STREAM_INPUT[1], fusion: str = "average", spatial_weight: float = 0.5
+    ):
         super().__init__()
         require_positive(num_frames=num_frames)
         if num_frames < 2:
@@ -116,9 +118,11 @@ def fuse_probabilities(spatial_logits: torch.Tensor, temporal_logits: torch.Tens
     return torch.logsumexp(log_probs + log_weights[:, None, None], dim=0)
 
 
-@register_model("spatial_stream", default_input=(3, 16, 112, 112), description="two-stream's spatial stream: 2D CNN on the middle RGB frame")
-def spatial_stream(num_classes: int, in_channels: int = 3) -> SpatialStream:
-    return SpatialStream(num_classes, in_channels)
+register_model(
+    "spatial_stream",
+    default_input=(3, 16, 112, 112),
+    description="two-stream's spatial stream: 2D CNN on the middle RGB frame",
+)(SpatialStream)
 
 
 @register_model(
@@ -133,10 +137,8 @@ def flow_stream(num_classes: int, num_frames: int = 16) -> EarlyFusion:
     return temporal_stream(num_classes, num_frames - 1)
 
 
-@register_model(
+register_model(
     "two_stream",
     default_input=TWO_STREAM_INPUT,
     description="spatial (RGB frame) + temporal (flow stack) streams with score fusion; input RGB+flow",
-)
-def two_stream(num_classes: int, num_frames: int = 16, fusion: str = "average", spatial_weight: float = 0.5) -> TwoStream:
-    return TwoStream(num_classes, num_frames, fusion, spatial_weight)
+)(TwoStream)

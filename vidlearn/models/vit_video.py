@@ -101,18 +101,8 @@ class VideoViT(VideoViTBackbone):
         return self.head(self.features(x))
 
 
-@register_model(
+register_model(
     "vit_video",
     default_input=VIT_VIDEO_INPUT,
     description="VideoMAE's ViT: 2x16x16 tubelets, sine-cosine positions, joint space-time attention, mean pool",
-)
-def vit_video(
-    num_classes: int,
-    size: str = "base",
-    patch_size: int = 16,
-    tubelet_size: int = 2,
-    num_frames: int = VIT_VIDEO_INPUT[1],
-    frame_size: int | tuple[int, int] = VIT_VIDEO_INPUT[2:],
-    in_channels: int = 3,
-) -> VideoViT:
-    return VideoViT(num_classes, size, patch_size, tubelet_size, num_frames, frame_size, in_channels)
+)(VideoViT)

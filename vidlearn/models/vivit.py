@@ -15,6 +15,8 @@ indices of ``N = (H / p) * (W / p)`` tokens each.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -25,6 +27,7 @@ from vidlearn.models.registry import register_model
 from vidlearn.models.transformer import (
     Attention,
     Mlp,
+    TransformerSize,
     TubeletEmbedding,
     attend_in_groups,
     init_linear_layers,
@@ -62,14 +65,11 @@ class FactorisedSelfAttentionBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class ViViTFactorisedEncoder(nn.Module):
-    """ViViT model 2: a spatial ViT per temporal index, then a temporal transformer over their class tokens.
-
-    Input ``B x C x T x H x W`` (T = ``num_frames``, H x W = ``frame_size``, multiples of the
-    tubelet). Spatial tokens: ``1 + N`` per temporal index with a learned position embedding shared
-    by all indices; temporal tokens: ``1 + T'`` with their own. Both encoders end in a LayerNorm
-    (``spatial_norm``, ``norm``). ``features``: the temporal class token, ``B x D``; output ``B x K``.
-    """
+class ViViT(nn.Module, ABC):
+    """What both factorised models share: clips ``B x C x T x H x W`` (T = ``num_frames``, H x W =
+    ``frame_size``, multiples of the tubelet) cut into tubelet tokens ``B x T' x N x D``, an encoder
+    of the tokens (``build_encoder`` and ``features``, per model) ending in ``B x D``, and a linear
+    head; output logits ``B x K``."""
 
     def __init__(
         self,
@@ -84,7 +84,33 @@ class ViViTFactorisedEncoder(nn.Module):
         require_positive(num_classes=num_classes)
         spec = transformer_size(size)
         self.patch_embed = TubeletEmbedding(in_channels, spec.dim, tubelet, num_frames, frame_size, "vivit")
-        temporal_tokens, spatial_tokens = self.patch_embed.grid[0], self.patch_embed.patches_per_frame
+        embed = self.patch_embed
+        self.build_encoder(spec, temporal_tokens=embed.grid[0], spatial_tokens=embed.patches_per_frame)
+        self.head = nn.Linear(spec.dim, num_classes)
+        init_linear_layers(self)
+
+    @abstractmethod
+    def build_encoder(self, spec: TransformerSize, temporal_tokens: int, spatial_tokens: int) -> None:
+        """Add the layers between the tubelet embedding and the head (``T'`` x ``N`` tokens)."""
+
+    @abstractmethod
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x C x T x H x W`` -> ``B x D``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x C x T x H x W`` -> logits ``B x K``."""
+        return self.head(self.features(x))
+
+
+class ViViTFactorisedEncoder(ViViT):
+    """ViViT model 2: a spatial ViT per temporal index, then a temporal transformer over their class tokens.
+
+    Spatial tokens: ``1 + N`` per temporal index with a learned position embedding shared by all
+    indices; temporal tokens: ``1 + T'`` with their own. Both encoders end in a LayerNorm
+    (``spatial_norm``, ``norm``). ``features``: the temporal class token, ``B x D``; output ``B x K``.
+    """
+
+    def build_encoder(self, spec: TransformerSize, temporal_tokens: int, spatial_tokens: int) -> None:
         self.cls_token = learned_embedding(1, 1, spec.dim)
         self.pos_embed = learned_embedding(1, 1 + spatial_tokens, spec.dim)
         self.spatial_blocks = transformer_blocks(spec.dim, spec.depth, spec.heads, spec.mlp_ratio)
@@ -93,8 +119,6 @@ class ViViTFactorisedEncoder(nn.Module):
         self.temporal_pos_embed = learned_embedding(1, 1 + temporal_tokens, spec.dim)
         self.temporal_blocks = transformer_blocks(spec.dim, spec.temporal_depth, spec.heads, spec.mlp_ratio)
         self.norm = layer_norm(spec.dim)
-        self.head = nn.Linear(spec.dim, num_classes)
-        init_linear_layers(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> ``B x D``."""
@@ -104,32 +128,15 @@ class ViViTFactorisedEncoder(nn.Module):
         clip = torch.cat([self.temporal_cls_token.expand(x.shape[0], -1, -1), per_frame], 1) + self.temporal_pos_embed
         return self.norm(self.temporal_blocks(clip)[:, 0])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x C x T x H x W`` -> logits ``B x K``."""
-        return self.head(self.features(x))
 
-
-class ViViTFactorisedSelfAttention(nn.Module):
+class ViViTFactorisedSelfAttention(ViViT):
     """ViViT model 3: ``depth`` blocks of spatial then temporal self-attention over all ``T' N`` tokens.
 
-    Input as ``ViViTFactorisedEncoder``; one learned position embedding over the ``T' N`` tokens,
-    no class token; ``features``: the mean over tokens after the final LayerNorm, ``B x D``.
+    One learned position embedding over the ``T' N`` tokens, no class token; ``features``: the mean
+    over tokens after the final LayerNorm, ``B x D``.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        size: str = "base",
-        tubelet: tuple[int, int, int] = VIVIT_TUBELET,
-        num_frames: int = VIVIT_INPUT[1],
-        frame_size: int | tuple[int, int] = VIVIT_INPUT[2:],
-        in_channels: int = 3,
-    ):
-        super().__init__()
-        require_positive(num_classes=num_classes)
-        spec = transformer_size(size)
-        self.patch_embed = TubeletEmbedding(in_channels, spec.dim, tubelet, num_frames, frame_size, "vivit")
-        temporal_tokens, spatial_tokens = self.patch_embed.grid[0], self.patch_embed.patches_per_frame
+    def build_encoder(self, spec: TransformerSize, temporal_tokens: int, spatial_tokens: int) -> None:
         self.pos_embed = learned_embedding(1, temporal_tokens * spatial_tokens, spec.dim)
         self.blocks = nn.Sequential(
             *(
@@ -138,17 +145,11 @@ class ViViTFactorisedSelfAttention(nn.Module):
             )
         )
         self.norm = layer_norm(spec.dim)
-        self.head = nn.Linear(spec.dim, num_classes)
-        init_linear_layers(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> ``B x D``."""
         tokens = rearrange(self.patch_embed(x), "b t n d -> b (t n) d") + self.pos_embed
         return self.norm(self.blocks(tokens)).mean(dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x C x T x H x W`` -> logits ``B x K``."""
-        return self.head(self.features(x))
 
 
 VIVIT_VARIANTS = {
@@ -170,7 +171,7 @@ def vivit(
     num_frames: int = VIVIT_INPUT[1],
     frame_size: int | tuple[int, int] = VIVIT_INPUT[2:],
     in_channels: int = 3,
-) -> ViViTFactorisedEncoder | ViViTFactorisedSelfAttention:
+) -> ViViT:
     if variant not in VIVIT_VARIANTS:
         raise BadArgumentError(f"unknown ViViT variant {variant!r}; choose one of {', '.join(VIVIT_VARIANTS)}")
     return VIVIT_VARIANTS[variant](num_classes, size, tubelet, num_frames, frame_size, in_channels)

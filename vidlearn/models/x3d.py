@@ -25,9 +25,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from vidlearn.models.blocks import check_clip, require_positive
+from vidlearn.models.blocks import Residual, check_clip, init_he, require_dropout, require_positive
 from vidlearn.models.registry import register_model
-from vidlearn.models.slowfast import Residual, init_weights, require_dropout
 
 STEM_WIDTH = 24
 STAGE_WIDTHS = (24, 48, 96, 192)
@@ -152,7 +151,7 @@ class X3D(nn.Module):
         self.fc1 = nn.Sequential(nn.Conv3d(CONV5_WIDTH, HEAD_WIDTH, 1, bias=False), nn.ReLU())
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(HEAD_WIDTH, num_classes)
-        init_weights(self)
+        init_he(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x C x T x H x W`` -> ``B x 2048``."""
@@ -165,28 +164,19 @@ class X3D(nn.Module):
         return self.fc(self.dropout(self.features(x)))
 
 
-@register_model(
+# X3D-S and X3D-M are X3D-XS's network on larger clips: one class, three names and default inputs.
+register_model(
     "x3d_xs",
     default_input=(3, 4, 160, 160),
     description="X3D-XS: efficient 3D CNN (depthwise 3x3x3, squeeze-excitation), 4 x 160 x 160 clips",
-)
-def x3d_xs(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> X3D:
-    return X3D(num_classes, in_channels=in_channels, dropout=dropout)
-
-
-@register_model(
+)(X3D)
+register_model(
     "x3d_s",
     default_input=(3, 13, 160, 160),
     description="X3D-S: X3D-XS's network on 13 x 160 x 160 clips",
-)
-def x3d_s(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> X3D:
-    return X3D(num_classes, in_channels=in_channels, dropout=dropout)
-
-
-@register_model(
+)(X3D)
+register_model(
     "x3d_m",
     default_input=(3, 16, 224, 224),
     description="X3D-M: X3D-XS's network on 16 x 224 x 224 clips",
-)
-def x3d_m(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> X3D:
-    return X3D(num_classes, in_channels=in_channels, dropout=dropout)
+)(X3D)

@@ -6,7 +6,7 @@ applied to each frame's two spatial dimensions: a 6 x 6 input tile gives a 4 x 4
 that do the work shrink 4x. The temporal taps stay a sum: output frame ``t`` adds the products of
 frames ``t + dt - pt`` for ``dt < kt``. It is exact arithmetic rearranged (no approximation);
 in float32 the different order of sums changes results by about 1e-5 relative (tests hold it to
-``fast.FAST_TOLERANCE``).
+``vidlearn.speed.FAST_TOLERANCE``).
 
 Layouts: clips are ``B x C x T x H x W`` stored channels-last (``B, T, H, W, C`` in memory). In the
 Winograd domain a clip is ``36 x T x tiles x C`` (tile position ``p = 6 i + j``), so that each
@@ -16,7 +16,7 @@ temporal tap is one contiguous slice and one batched product over the 36 positio
 Speed comes only if the transforms cost less than the products saved; on two cores that holds when
 no transform touches fresh memory (the kernel zero-fills every new page of a large allocation,
 at a fifth of the speed of a copy), so the intermediates live in a per-thread workspace that is
-reused by every layer and call (``Workspace``; about 100 MB for ResNet clips of 16 x 112 x 112),
+reused by every layer and call (``workspace.py``; about 100 MB for ResNet clips of 16 x 112 x 112),
 and clips are processed a few at a time so that it stays that small. Measurements and the rule for
 when it pays (``winograd_pays``): ``docs/model-speed.md``.
 """
@@ -24,19 +24,32 @@ when it pays (``winograd_pays``): ``docs/model-speed.md``.
 from __future__ import annotations
 
 import functools
-import math
-import threading
 
 import torch
-import torch.nn.functional as F
+
+from vidlearn.speed.workspace import WORKSPACE
 
 OUT_TILE = 4  # m: output tile side
 IN_TILE = OUT_TILE + 2  # m + r - 1 for r = 3
 POSITIONS = IN_TILE * IN_TILE
 
 # F(4, 3) with interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
-_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
-_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
+_BT = (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+)
+_G = (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+)
 _AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
 # Elements per workspace buffer a chunk of clips may use (32 MB in float32); one clip may exceed it.
@@ -83,7 +96,9 @@ def weight_from_domain(grad_u: torch.Tensor) -> torch.Tensor:
     ``grad_u`` (``36 x kt x Co x C``): ``G^T grad_U G``, as ``Co x C x kt x 3 x 3`` (channels-last)."""
     _, kt, out_channels, in_channels = grad_u.shape
     taps = torch.mm(_kernel_matrix(grad_u.dtype, False).t(), grad_u.reshape(POSITIONS, -1))  # 9 x (kt Co C)
-    by_channel = taps.view(3, 3, kt, out_channels, in_channels).permute(3, 2, 0, 1, 4).contiguous()  # Co kt 3 3 C
+    by_channel = (
+        taps.view(3, 3, kt, out_channels, in_channels).permute(3, 2, 0, 1, 4).contiguous()
+    )  # Co kt 3 3 C
     return by_channel.permute(0, 4, 1, 2, 3)
 
 
@@ -101,7 +116,9 @@ def applies(kernel_size, stride, padding, dilation, groups: int) -> bool:
     )
 
 
-def winograd_pays(in_channels: int, out_channels: int, kt: int, height: int, width: int, training: bool = False) -> bool:
+def winograd_pays(
+    in_channels: int, out_channels: int, kt: int, height: int, width: int, training: bool = False
+) -> bool:
     """Whether F(4x4, 3x3) beats oneDNN for this layer on a CPU (measured on AVX2, two threads,
     ``docs/model-speed.md``). The transforms cost per input and output element and the savings grow
     with the channels multiplied per element (``kt x C``), so inference pays from ``kt x C >= 128``
@@ -115,36 +132,9 @@ def winograd_pays(in_channels: int, out_channels: int, kt: int, height: int, wid
 
 
 def weight_grad_pays(height: int, width: int) -> bool:
-    """Whether ``weight_grad`` beats ``fast.conv3d_weight_grad`` (measured as ``winograd_pays``): on
+    """Whether ``weight_grad`` beats ``conv_gradients.conv3d_weight_grad`` (measured as ``winograd_pays``): on
     grids larger than 14 x 14; on smaller ones the products have too few rows per tile position."""
     return height * width > 14 * 14
-
-
-class Workspace(threading.local):
-    """Reusable scratch buffers for the transforms (and other fast paths' temporaries: ``fast.py``'s
-    attention gradient), one set per thread. ``take(slot, shape, dtype)``
-    returns a tensor of ``shape`` backed by buffer ``slot``, grown when too small and otherwise
-    reused as is: its contents are garbage, and it is valid only until the same slot is taken again.
-    Never returned to the caller or saved for a backward pass."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[int | str, torch.Tensor] = {}
-
-    def take(self, slot: int | str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        numel = math.prod(shape)
-        buffer = self.buffers.get(slot)
-        if buffer is None or buffer.dtype != dtype or buffer.numel() < numel:
-            with torch.inference_mode(False):  # an ordinary tensor, writable in and out of inference mode
-                buffer = torch.empty(numel, dtype=dtype)
-            self.buffers[slot] = buffer
-        return buffer[:numel].view(shape)
-
-    def release(self) -> None:
-        """Free the buffers (they are rebuilt at the next use)."""
-        self.buffers.clear()
-
-
-WORKSPACE = Workspace()
 
 
 def _grid(height: int, width: int) -> tuple[int, int]:
@@ -157,7 +147,9 @@ def _input_domain(clips: torch.Tensor, pt: int, slot: int) -> torch.Tensor:
     n_h, n_w = _grid(height, width)
     padded_frames = frames + 2 * pt
     # Zero-padded frames, time first: each temporal tap of the products becomes one contiguous slice.
-    padded = WORKSPACE.take(0, (padded_frames, b, n_h * OUT_TILE + 2, n_w * OUT_TILE + 2, channels), clips.dtype)
+    padded = WORKSPACE.take(
+        0, (padded_frames, b, n_h * OUT_TILE + 2, n_w * OUT_TILE + 2, channels), clips.dtype
+    )
     padded[:pt].zero_()
     padded[pt + frames :].zero_()
     inner = padded[pt : pt + frames]
