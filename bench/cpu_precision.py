@@ -10,6 +10,7 @@ import argparse
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,9 +36,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.input.split("x"))
-    flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, avx512_bf16={'avx512_bf16' in flags}, amx_bf16={'amx_bf16' in flags}, torch {torch.__version__}")
-    print(f"input {args.batch} x {'x'.join(map(str, shape))}, median of {args.repeats} alternating repeats (after one warm-up each)\n")
+    flags = Path("/proc/cpuinfo").read_text() if platform.system() == "Linux" else ""
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, avx512_bf16={'avx512_bf16' in flags}, amx_bf16={'amx_bf16' in flags}, torch {torch.__version__}"
+    )
+    print(
+        f"input {args.batch} x {'x'.join(map(str, shape))}, median of {args.repeats} alternating repeats (after one warm-up each)\n"
+    )
     print("| model | fp32 clips/s | bf16 autocast clips/s | bf16 / fp32 |")
     print("|---|---:|---:|---:|")
     for name in args.models:
@@ -48,7 +53,7 @@ def main() -> None:
         for bf16 in (False, True):
             step_seconds(model, clips, labels, bf16)  # warm-up
         for repeat in range(args.repeats):
-            for bf16 in ((False, True) if repeat % 2 == 0 else (True, False)):
+            for bf16 in (False, True) if repeat % 2 == 0 else (True, False):
                 times[bf16].append(step_seconds(model, clips, labels, bf16))
         fp32, bf16 = (args.batch / statistics.median(times[k]) for k in (False, True))
         print(f"| {name} | {fp32:.2f} | {bf16:.2f} | {bf16 / fp32:.3f}x |")

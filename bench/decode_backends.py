@@ -42,7 +42,9 @@ try:
     from torchcodec.decoders import VideoDecoder
     from torchcodec.transforms import Resize
 except Exception as exc:  # noqa: BLE001 - report any import failure (missing FFmpeg libs, ABI mismatch)
-    sys.exit(f"torchcodec is not importable here ({type(exc).__name__}: {exc}); see docs/decoding-backends.md")
+    sys.exit(
+        f"torchcodec is not importable here ({type(exc).__name__}: {exc}); see docs/decoding-backends.md"
+    )
 
 DEFAULT_FILES = [
     "mmaction2_test.mp4",
@@ -82,7 +84,11 @@ def _target_size(path: str, size: int) -> tuple[int, int]:
 def read_tc_resize(path: str, indices: np.ndarray, size: int, threads: int) -> np.ndarray:
     h, w = _target_size(path, size)
     decoder = VideoDecoder(
-        path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=threads, transforms=[Resize((h, w))]
+        path,
+        seek_mode="exact",
+        dimension_order="NHWC",
+        num_ffmpeg_threads=threads,
+        transforms=[Resize((h, w))],
     )
     return decoder.get_frames_at(indices.tolist()).data.numpy()
 
@@ -91,7 +97,9 @@ def read_tc_interp(path: str, indices: np.ndarray, size: int, threads: int) -> n
     decoder = VideoDecoder(path, seek_mode="exact", dimension_order="NCHW", num_ffmpeg_threads=threads)
     frames = decoder.get_frames_at(indices.tolist()).data
     h, w = short_side_size(frames.shape[2], frames.shape[3], size)
-    resized = torch.nn.functional.interpolate(frames.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    resized = torch.nn.functional.interpolate(
+        frames.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False
+    )
     return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -99,7 +107,9 @@ READERS = {"pyav": read_pyav, "tc-resize": read_tc_resize, "tc-interp": read_tc_
 
 
 # -- benchmark ---------------------------------------------------------------------------------
-def clip_indices(num_frames: int, clips: int, frames: int, stride: int, rng: np.random.Generator) -> list[np.ndarray]:
+def clip_indices(
+    num_frames: int, clips: int, frames: int, stride: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     span = (frames - 1) * stride + 1
     starts = rng.integers(0, max(1, num_frames - span + 1), size=clips)
     return [np.minimum(s + stride * np.arange(frames), num_frames - 1) for s in starts]
@@ -120,7 +130,12 @@ def bench_file(path: str, args, backends: list[str]) -> dict[str, list[float]]:
             for idx in clips:
                 out = reader(path, idx, args.size, args.threads)
             elapsed = time.perf_counter() - t0
-            assert out.dtype == np.uint8 and out.ndim == 4 and out.shape[-1] == 3 and min(out.shape[1:3]) == args.size
+            assert (
+                out.dtype == np.uint8
+                and out.ndim == 4
+                and out.shape[-1] == 3
+                and min(out.shape[1:3]) == args.size
+            )
             rates[b].append(len(clips) / elapsed)
     return rates
 
@@ -146,7 +161,7 @@ def check_file(path: str, seed: int = 0) -> dict:
     max_diff, worst_mean, shifted, first_shift = 0, 0.0, 0, None
     shape_note = ""
     av_all: list[np.ndarray] = []
-    for start, block in video.iter_chunks(64):
+    for _start, block in video.iter_chunks(64):
         av_all.extend(block)
     av_all = av_all[:n]
     times_av = video.frame_times()[:n]
@@ -209,7 +224,11 @@ def check_file(path: str, seed: int = 0) -> dict:
     for idx in clip_indices(n, 5, 16, 2, rng):
         a = open_video(path).get(idx)
         try:
-            t = VideoDecoder(path, seek_mode="exact", dimension_order="NHWC").get_frames_at(idx.tolist()).data.numpy()
+            t = (
+                VideoDecoder(path, seek_mode="exact", dimension_order="NHWC")
+                .get_frames_at(idx.tolist())
+                .data.numpy()
+            )
         except Exception as exc:  # noqa: BLE001
             result["error"] = (result.get("error", "") + f"; random clip read failed: {exc}").lstrip("; ")
             ra_max = -1
@@ -263,7 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--size", type=int, default=128, help="short side of the output")
-    parser.add_argument("--threads", type=int, default=1, help="decoder threads (1 = DataLoader worker setting; 0 = auto)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="decoder threads (1 = DataLoader worker setting; 0 = auto)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backends", nargs="*", default=list(READERS), choices=list(READERS))
     parser.add_argument("--check", action="store_true", help="also run the frame-exactness check")
@@ -296,11 +317,24 @@ def main(argv: list[str] | None = None) -> None:
                 row += "".join(f" | {med[b] / med['pyav']:.2f}x" for b in others)
             print(row + " |", flush=True)
     if hasattr(os, "getloadavg"):
-        print(f"\n- load average at the end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        print(
+            f"\n- load average at the end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
     if args.check:
         print()
-        cols = ["file", "frames_pyav", "frames_tc", "max_abs_diff", "worst_frame_mean_diff", "frames_closer_to_a_neighbour",
-                "first_shifted", "max_time_diff_s", "random_clip_max_abs_diff", "shape", "error"]
+        cols = [
+            "file",
+            "frames_pyav",
+            "frames_tc",
+            "max_abs_diff",
+            "worst_frame_mean_diff",
+            "frames_closer_to_a_neighbour",
+            "first_shifted",
+            "max_time_diff_s",
+            "random_clip_max_abs_diff",
+            "shape",
+            "error",
+        ]
         print("| " + " | ".join(cols) + " |")
         print("|" + "---|" * len(cols))
         for name in args.check_files:

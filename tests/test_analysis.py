@@ -70,7 +70,9 @@ def test_layers_without_params_or_shape_change_are_left_out_and_cost_nothing():
 
 
 def test_flops_are_per_clip_whatever_the_batch():
-    model = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 2))
+    model = nn.Sequential(
+        nn.Conv3d(3, 4, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
     one = summarize(model, (3, 4, 8, 8), receptive_fields=False)
     four = summarize(model, (3, 4, 8, 8), batch=4, receptive_fields=False)
     assert one.to_json() == four.to_json()
@@ -211,7 +213,9 @@ COURSE_TABLE = {
 @pytest.mark.parametrize("name", sorted(COURSE_TABLE))
 def test_course_receptive_fields(name):
     layers = rows(summarize_model(name, num_classes=10))
-    measured = tuple(layers[n].receptive_field for n in ("backbone.conv1", "backbone.pool", "backbone.conv2", "pool"))
+    measured = tuple(
+        layers[n].receptive_field for n in ("backbone.conv1", "backbone.pool", "backbone.conv2", "pool")
+    )
     assert measured == COURSE_TABLE[name]
 
 
@@ -348,9 +352,12 @@ def test_to_json_schema():
         "flops": 12 * 20 * 64 * 64 * 81,
     }
     assert data["total_flops"] == sum(layer["flops"] for layer in data["layers"])
-    assert summarize_model("course_3d", num_classes=10, receptive_fields=False).to_json()["layers"][0][
-        "receptive_field"
-    ] is None
+    assert (
+        summarize_model("course_3d", num_classes=10, receptive_fields=False).to_json()["layers"][0][
+            "receptive_field"
+        ]
+        is None
+    )
 
 
 def test_table_states_the_flop_rule():

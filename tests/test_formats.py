@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED, moving_square_frames
+
 from vidlearn.data import index as index_module
 from vidlearn.data.formats import (
     detect_format,
@@ -134,7 +134,12 @@ def test_folder_per_class_sorted_classes_probed_frames_and_bad_files_skipped(tmp
 
 def test_index_helpers(tmp_path):
     index = VideoIndex(
-        [IndexEntry("/v/a.mp4", 0), IndexEntry("/v/b.mp4", 2), IndexEntry("/v/c.mp4", 2), IndexEntry("/v/d.mp4")],
+        [
+            IndexEntry("/v/a.mp4", 0),
+            IndexEntry("/v/b.mp4", 2),
+            IndexEntry("/v/c.mp4", 2),
+            IndexEntry("/v/d.mp4"),
+        ],
         ["x", "y", "z"],
         DatasetSource("folder", "/v"),
         [("/v/e.mp4", "file does not exist")],
@@ -158,10 +163,17 @@ def make_ucf101(root: Path, videos) -> Path:
         "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 2\nBasketball/v_Basketball_g08_c01.avi 1\n"
         "Archery/v_Archery_g08_c01.avi 3\nArchery/v_Archery_g09_c01.avi 3\n",
     )
-    write(root / "ucfTrainTestlist" / "testlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nArchery/v_Archery_g01_c01.avi\n")
-    for name in ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "Basketball/v_Basketball_g08_c01.avi",
-                 "Archery/v_Archery_g08_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
-                 "Archery/v_Archery_g01_c01.avi"]:  # v_Archery_g09_c01.avi is listed but missing
+    write(
+        root / "ucfTrainTestlist" / "testlist01.txt",
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nArchery/v_Archery_g01_c01.avi\n",
+    )
+    for name in [
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+        "Basketball/v_Basketball_g08_c01.avi",
+        "Archery/v_Archery_g08_c01.avi",
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+        "Archery/v_Archery_g01_c01.avi",
+    ]:  # v_Archery_g09_c01.avi is listed but missing
         put(videos["clip"], root / name)
     return root
 
@@ -204,7 +216,10 @@ def test_ucf101_explicit_split_folder_and_no_scan(tmp_path, videos):
 def make_synthactions(root: Path, videos) -> Path:
     write(root / "synth.json", json.dumps({"version": 1}))
     write(root / "ucfTrainTestlist" / "classInd.txt", "1 MoveLeft\n2 MoveRight\n3 Grow\n")
-    write(root / "ucfTrainTestlist" / "trainlist01.txt", "MoveLeft/MoveLeft_g01_c01.mp4 1\nGrow/Grow_g01_c01.mp4 3\n")
+    write(
+        root / "ucfTrainTestlist" / "trainlist01.txt",
+        "MoveLeft/MoveLeft_g01_c01.mp4 1\nGrow/Grow_g01_c01.mp4 3\n",
+    )
     write(root / "ucfTrainTestlist" / "testlist01.txt", "MoveRight/MoveRight_g02_c01.mp4\n")
     for name in ["MoveLeft/MoveLeft_g01_c01.mp4", "Grow/Grow_g01_c01.mp4", "MoveRight/MoveRight_g02_c01.mp4"]:
         put(videos["clip"], root / "clips" / name)
@@ -238,9 +253,16 @@ def test_synthactions_folder_is_ucf101_with_captions(tmp_path, videos):
 
 def test_synthactions_untrimmed_segments_use_the_clip_class_list(tmp_path, videos):
     root = make_synthactions(tmp_path / "synth", videos)
-    for index in (load(root, subset="untrimmed"), load(root / "untrimmed"), load(root / "untrimmed" / "segments.csv")):
+    for index in (
+        load(root, subset="untrimmed"),
+        load(root / "untrimmed"),
+        load(root / "untrimmed" / "segments.csv"),
+    ):
         assert index.class_names == ["MoveLeft", "MoveRight", "Grow"]  # not sorted: labels match the clips'
-        assert [(e.label, e.start, e.end, e.frames) for e in index] == [(2, 0.0, 0.3, FRAMES), (0, 0.4, 0.7, FRAMES)]
+        assert [(e.label, e.start, e.end, e.frames) for e in index] == [
+            (2, 0.0, 0.3, FRAMES),
+            (0, 0.4, 0.7, FRAMES),
+        ]
 
 
 # HMDB51 -----------------------------------------------------------------------------------
@@ -265,17 +287,29 @@ def test_hmdb51_action_from_file_name(file_name, action):
 
 def make_hmdb51(root: Path, videos) -> Path:
     files = {
-        "shoot_bow": ["archery_shoot_bow_f_nm_np1_fr_med_0.avi", "archery_shoot_bow_f_nm_np1_fr_med_1.avi", "bows_shoot_bow_u_cm_np1_le_goo_2.avi"],
+        "shoot_bow": [
+            "archery_shoot_bow_f_nm_np1_fr_med_0.avi",
+            "archery_shoot_bow_f_nm_np1_fr_med_1.avi",
+            "bows_shoot_bow_u_cm_np1_le_goo_2.avi",
+        ],
         "wave": ["hello_wave_f_nm_np1_fr_goo_0.avi", "hello_wave_u_nm_np1_ba_bad_1.avi"],
     }
     for action, names in files.items():
         for name in names:
             put(videos["clip"], root / action / name)
     splits = root / "testTrainMulti_7030_splits"
-    write(splits / "shoot_bow_test_split1.txt",
-          "archery_shoot_bow_f_nm_np1_fr_med_0.avi 1 \narchery_shoot_bow_f_nm_np1_fr_med_1.avi 2 \nbows_shoot_bow_u_cm_np1_le_goo_2.avi 0 \n")
-    write(splits / "wave_test_split1.txt", "hello_wave_f_nm_np1_fr_goo_0.avi 2\nhello_wave_u_nm_np1_ba_bad_1.avi 1\n")
-    write(splits / "wave_test_split2.txt", "hello_wave_f_nm_np1_fr_goo_0.avi 1\nhello_wave_u_nm_np1_ba_bad_1.avi 2\n")
+    write(
+        splits / "shoot_bow_test_split1.txt",
+        "archery_shoot_bow_f_nm_np1_fr_med_0.avi 1 \narchery_shoot_bow_f_nm_np1_fr_med_1.avi 2 \nbows_shoot_bow_u_cm_np1_le_goo_2.avi 0 \n",
+    )
+    write(
+        splits / "wave_test_split1.txt",
+        "hello_wave_f_nm_np1_fr_goo_0.avi 2\nhello_wave_u_nm_np1_ba_bad_1.avi 1\n",
+    )
+    write(
+        splits / "wave_test_split2.txt",
+        "hello_wave_f_nm_np1_fr_goo_0.avi 1\nhello_wave_u_nm_np1_ba_bad_1.avi 2\n",
+    )
     write(splits / "shoot_bow_test_split2.txt", "archery_shoot_bow_f_nm_np1_fr_med_0.avi 2\n")
     return root
 
@@ -309,7 +343,9 @@ def test_hmdb51_without_split_files_takes_every_video_labels_from_names(tmp_path
     root = tmp_path / "hmdb"
     write(root / "class_names.txt", "wave\nshoot_bow\nbow\n")
     put(videos["clip"], root / "shoot_bow" / "a_shoot_bow_f_nm_np1_fr_med_0.avi")
-    put(videos["clip"], root / "misc" / "b_shoot_bow_f_nm_np1_fr_med_1.avi")  # folder is no class: file name decides
+    put(
+        videos["clip"], root / "misc" / "b_shoot_bow_f_nm_np1_fr_med_1.avi"
+    )  # folder is no class: file name decides
     put(videos["clip"], root / "c_wave_f_nm_np1_fr_med_2.avi")  # flat, beside the class folders
     put(videos["clip"], root / "misc" / "d_jump_f_nm_np1_fr_med_3.avi")  # names no known class
 
@@ -335,7 +371,10 @@ def test_hmdb51_subset_real_clips():
     assert len({e.label for e in index}) == 6
     entries = by_name(index)
     assert class_names[entries["6arrowswithin30seconds_shoot_bow_f_nm_np1_fr_med_3.avi"].label] == "shoot_bow"
-    assert class_names[entries["BaseballHitinSlowMotion_swing_baseball_f_nm_np1_fr_bad_0.avi"].label] == "swing_baseball"
+    assert (
+        class_names[entries["BaseballHitinSlowMotion_swing_baseball_f_nm_np1_fr_bad_0.avi"].label]
+        == "swing_baseball"
+    )
     # Labels agree with the dataset's own labels.csv; frame counts with the ffprobe table in DATASET.md.
     for line in (HMDB51_SUBSET / "labels.csv").read_text().splitlines()[1:]:
         path, label = line.split(",")[:2]
@@ -360,7 +399,9 @@ def test_kinetics_csv_finds_each_layout_and_reports_missing(tmp_path, videos):
         "zumba,EEEEEEEEEEE,3,13,train,0\n",
     )
     put(videos["clip"], root / "train" / "air drumming" / "AAAAAAAAAAA_000014_000024.mp4")
-    put(videos["clip"], root / "air_drumming" / "BBBBBBBBBBB_000000_000010.mp4")  # label folder with underscores
+    put(
+        videos["clip"], root / "air_drumming" / "BBBBBBBBBBB_000000_000010.mp4"
+    )  # label folder with underscores
     put(videos["clip"], root / "CCCCCCCCCCC_000005_000015.mkv")
     put(videos["clip"], root / "DDDDDDDDDDD.mp4")  # the whole YouTube video; EEEEEEEEEEE is missing
     write(root / "validate.csv", "label,youtube_id,time_start,time_end,split\nzumba,FFFFFFFFFFF,0,10,val\n")
@@ -387,7 +428,9 @@ def test_kinetics_csv_finds_each_layout_and_reports_missing(tmp_path, videos):
 
 
 def test_kinetics_test_csv_without_labels(tmp_path, videos):
-    csv_path = write(tmp_path / "k700" / "test.csv", "youtube_id,time_start,time_end,split\nGGGGGGGGGGG,1,11,test\n")
+    csv_path = write(
+        tmp_path / "k700" / "test.csv", "youtube_id,time_start,time_end,split\nGGGGGGGGGGG,1,11,test\n"
+    )
     put(videos["clip"], tmp_path / "videos" / "test" / "GGGGGGGGGGG_000001_000011.mp4")
     index = load_kinetics(csv_path, videos_root=tmp_path / "videos" / "test")
     assert index.class_names == [] and [e.label for e in index] == [-1]
@@ -398,22 +441,55 @@ def test_kinetics_test_csv_without_labels(tmp_path, videos):
 
 def test_something_something_v2(tmp_path, videos):
     root = tmp_path / "ssv2"
-    labels = {"Holding something": "1", "Pushing something from left to right": "0", "Putting something on something": "2"}
+    labels = {
+        "Holding something": "1",
+        "Pushing something from left to right": "0",
+        "Putting something on something": "2",
+    }
     write(root / "labels" / "labels.json", json.dumps(labels))
-    write(root / "labels" / "train.json", json.dumps([
-        {"id": "78687", "label": "holding potato", "template": "Holding [something]", "placeholders": ["potato"]},
-        {"id": "42326", "label": "putting a cup on a table", "template": "Putting [something] on [something]", "placeholders": ["a cup", "a table"]},
-    ]))
-    write(root / "labels" / "validation.json", json.dumps([
-        {"id": "100", "label": "pushing pen from left to right", "template": "Pushing [something] from left to right", "placeholders": ["pen"]},
-    ]))
+    write(
+        root / "labels" / "train.json",
+        json.dumps(
+            [
+                {
+                    "id": "78687",
+                    "label": "holding potato",
+                    "template": "Holding [something]",
+                    "placeholders": ["potato"],
+                },
+                {
+                    "id": "42326",
+                    "label": "putting a cup on a table",
+                    "template": "Putting [something] on [something]",
+                    "placeholders": ["a cup", "a table"],
+                },
+            ]
+        ),
+    )
+    write(
+        root / "labels" / "validation.json",
+        json.dumps(
+            [
+                {
+                    "id": "100",
+                    "label": "pushing pen from left to right",
+                    "template": "Pushing [something] from left to right",
+                    "placeholders": ["pen"],
+                },
+            ]
+        ),
+    )
     write(root / "labels" / "test.json", json.dumps([{"id": "7"}]))
     for video_id in ("78687", "42326", "100", "7"):
         put(videos["clip"], root / "20bn-something-something-v2" / f"{video_id}.webm")
 
     assert detect_format(root) == "ssv2"
     train = load(root)
-    assert train.class_names == ["Pushing something from left to right", "Holding something", "Putting something on something"]
+    assert train.class_names == [
+        "Pushing something from left to right",
+        "Holding something",
+        "Putting something on something",
+    ]
     assert {name: e.label for name, e in by_name(train).items()} == {"78687.webm": 1, "42326.webm": 2}
     assert [e.label for e in load(root, subset="validation")] == [0]
     assert [e.label for e in load(root, subset="test")] == [-1]
@@ -452,7 +528,9 @@ def test_labels_csv_of_whole_videos(tmp_path, videos):
     index = load(root)
     assert index.class_names == ["again", "no", "yes"]
     assert {name: (e.label, e.start) for name, e in by_name(index).items()} == {
-        "yes.mkv": (2, None), "no.mkv": (1, None), "again.mkv": (0, None)
+        "yes.mkv": (2, None),
+        "no.mkv": (1, None),
+        "again.mkv": (0, None),
     }
 
 
@@ -478,11 +556,31 @@ def test_malformed_segment_lines_name_the_line(tmp_path, rows, line, reason):
 @pytest.mark.parametrize(
     ("file_name", "text", "line", "reason"),
     [
-        ("ucfTrainTestlist/classInd.txt", "1 Basketball\nApplyEyeMakeup\n", 2, "expected '<class number> <class name>'"),
+        (
+            "ucfTrainTestlist/classInd.txt",
+            "1 Basketball\nApplyEyeMakeup\n",
+            2,
+            "expected '<class number> <class name>'",
+        ),
         ("ucfTrainTestlist/classInd.txt", "1 Basketball\n3 Archery\n", None, "from 1 to 2 without gaps"),
-        ("ucfTrainTestlist/trainlist01.txt", "Basketball/v_Basketball_g08_c01.avi 1\n\nArchery/v_Archery_g08_c01.avi 4\n", 3, "class number 4 is not in classInd.txt"),
-        ("ucfTrainTestlist/trainlist01.txt", "Basketball/v_Basketball_g08_c01.avi 1\nv_Archery_g08_c01.avi\n", 2, "expected '<Class>/<video>"),
-        ("ucfTrainTestlist/trainlist01.txt", "Swimming/v_Swimming_g08_c01.avi\n", 1, "expected '<Class>/<video>"),
+        (
+            "ucfTrainTestlist/trainlist01.txt",
+            "Basketball/v_Basketball_g08_c01.avi 1\n\nArchery/v_Archery_g08_c01.avi 4\n",
+            3,
+            "class number 4 is not in classInd.txt",
+        ),
+        (
+            "ucfTrainTestlist/trainlist01.txt",
+            "Basketball/v_Basketball_g08_c01.avi 1\nv_Archery_g08_c01.avi\n",
+            2,
+            "expected '<Class>/<video>",
+        ),
+        (
+            "ucfTrainTestlist/trainlist01.txt",
+            "Swimming/v_Swimming_g08_c01.avi\n",
+            1,
+            "expected '<Class>/<video>",
+        ),
     ],
 )
 def test_malformed_ucf101_lines_name_the_line(tmp_path, videos, file_name, text, line, reason):
@@ -495,17 +593,25 @@ def test_malformed_ucf101_lines_name_the_line(tmp_path, videos, file_name, text,
 
 def test_malformed_hmdb51_and_kinetics_lines_name_the_line(tmp_path, videos):
     root = make_hmdb51(tmp_path / "hmdb51", videos)
-    write(root / "testTrainMulti_7030_splits" / "wave_test_split1.txt", "hello_wave_f_nm_np1_fr_goo_0.avi 2\nhello_wave_u_nm_np1_ba_bad_1.avi 3\n")
+    write(
+        root / "testTrainMulti_7030_splits" / "wave_test_split1.txt",
+        "hello_wave_f_nm_np1_fr_goo_0.avi 2\nhello_wave_u_nm_np1_ba_bad_1.avi 3\n",
+    )
     with pytest.raises(AnnotationError, match="tag 0 \\(unused\\), 1 \\(train\\) or 2 \\(test\\)") as error:
         load_hmdb51(root)
     assert error.value.line == 2 and error.value.path.endswith("wave_test_split1.txt")
 
-    csv_path = write(tmp_path / "k" / "train.csv", "label,youtube_id,time_start,time_end,split\nzumba,A,0,10,train\nzumba,B,ten,20,train\n")
+    csv_path = write(
+        tmp_path / "k" / "train.csv",
+        "label,youtube_id,time_start,time_end,split\nzumba,A,0,10,train\nzumba,B,ten,20,train\n",
+    )
     with pytest.raises(AnnotationError, match="time_start 'ten' is not a number") as error:
         load_kinetics(csv_path)
     assert error.value.line == 3
     write(csv_path, "zumba,A,0,10,train\n")  # no header
-    with pytest.raises(AnnotationError, match="header lacks column\\(s\\) youtube_id, time_start, time_end") as error:
+    with pytest.raises(
+        AnnotationError, match="header lacks column\\(s\\) youtube_id, time_start, time_end"
+    ) as error:
         load_kinetics(csv_path)
     assert error.value.line == 1
 
@@ -573,7 +679,9 @@ def test_cache_is_per_dataset_and_survives_a_corrupt_file(tmp_path, videos, prob
     train_cache.write_text('{"version": 1, "vid')  # e.g. written by a tool that was killed halfway
     assert len(load(root)) == 3
     assert len(probe_calls) == 8  # the 3 train videos again
-    assert len(json.loads(train_cache.read_text())["videos"]) == 3  # rewritten whole; the missing video has no record
+    assert (
+        len(json.loads(train_cache.read_text())["videos"]) == 3
+    )  # rewritten whole; the missing video has no record
 
     edited = root / "ucfTrainTestlist" / "trainlist01.txt"
     edited.write_text(edited.read_text() + "\n")  # another annotation text, another key

@@ -99,7 +99,14 @@ def tower_classifier() -> nn.Sequential:
 INFLATION_CASES = {
     # Every convolution 3 x 3 x 3: one frame per convolution.
     "vgg_like": (vgg_like, 16, 3, None, 9, {"1": 1, "5": 2, "8": 3}),
-    "tower": (tower_classifier, 32, 3, None, 11, {"0.0.stem": 1, "0.0.block1": 2, "0.0.block2": 3, "0.0.block3": 4}),
+    "tower": (
+        tower_classifier,
+        32,
+        3,
+        None,
+        11,
+        {"0.0.stem": 1, "0.0.block1": 2, "0.0.block2": 3, "0.0.block3": 4},
+    ),
     # Conv "0" has time stride 2: 17 frames -> 9, of which 1-7 see no padding (margin 1); conv "5" is
     # 1 x 3 x 1 (no time), the others add one frame each: 2, 2, 3, 4 of the 9 frames.
     "grouped": (grouped_net, 24, 3, {"0": (3, 2), "5": 1}, 17, {"2": 1, "4": 2, "6": 2, "8": 3, "9": 4}),
@@ -171,14 +178,25 @@ def test_inflate_leaves_its_input_untouched_and_converts_layer_by_layer():
     assert all(torch.equal(value, before[key]) for key, value in model_2d.state_dict().items())
     assert isinstance(model_2d[0], nn.Conv2d) and isinstance(model_3d[0], nn.Conv3d)
     conv = model_3d[0]
-    assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation) == ((3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1))
+    assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation) == (
+        (3, 3, 3),
+        (1, 1, 1),
+        (1, 1, 1),
+        (1, 1, 1),
+    )
     assert model_3d[2].kernel_size == (1, 2, 2) and model_3d[2].stride == (1, 2, 2)  # MaxPool2d(2)
     assert model_3d[6].kernel_size == (1, 2, 2) and model_3d[6].stride == (1, 2, 2)  # AvgPool2d(2)
     assert model_3d[9].output_size == (1, 1, 1)  # AdaptiveMaxPool2d(1): all of T, H, W
-    assert model_3d[11] is not model_2d[11] and torch.equal(model_3d[11].weight, model_2d[11].weight)  # Linear copied
+    assert model_3d[11] is not model_2d[11] and torch.equal(
+        model_3d[11].weight, model_2d[11].weight
+    )  # Linear copied
     torch.testing.assert_close(model_3d[4].running_var, model_2d[4].running_var)
     grouped = inflate(grouped_net(), 5, {"0": (3, 2)})
-    assert grouped[0].kernel_size == (3, 5, 5) and grouped[0].stride == (2, 2, 2) and grouped[0].padding == (1, 2, 2)
+    assert (
+        grouped[0].kernel_size == (3, 5, 5)
+        and grouped[0].stride == (2, 2, 2)
+        and grouped[0].padding == (1, 2, 2)
+    )
     assert grouped[3].groups == 12 and grouped[3].dilation == (1, 2, 2) and grouped[3].padding == (2, 2, 2)
     assert grouped[7].padding == (2, 2, 2)  # "same" with dilation 2: 2 in H and W, K_t // 2 in time
     assert grouped[9].padding == (2, 0, 0)  # "valid"
@@ -211,7 +229,11 @@ def test_frozen_layers_and_eval_mode_carry_over_and_plain_subclasses_inflate():
     assert not model_3d[1].weight.requires_grad and model_3d[1].bias.requires_grad
     assert not any(module.training for module in model_3d.modules())
     replicate = inflate(model_2d, 5, temporal_padding="replicate")[0]
-    assert isinstance(replicate, ReplicateTimeConv3d) and replicate.padding == (0, 1, 1) and replicate.time_padding == 2
+    assert (
+        isinstance(replicate, ReplicateTimeConv3d)
+        and replicate.padding == (0, 1, 1)
+        and replicate.time_padding == 2
+    )
 
 
 class CustomForwardConv(nn.Conv2d):
@@ -258,14 +280,18 @@ def test_inflate_state_dict_maps_a_2d_checkpoint_onto_the_inflated_architecture(
 
 
 def small_classifier(num_classes: int) -> nn.Sequential:
-    layers = dict(conv=nn.Conv2d(3, 8, 3), bn=nn.BatchNorm2d(8), pool=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten())
+    layers = dict(
+        conv=nn.Conv2d(3, 8, 3), bn=nn.BatchNorm2d(8), pool=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten()
+    )
     return nn.Sequential(OrderedDict(**layers, fc=nn.Linear(8, num_classes)))
 
 
 def test_inflate_state_dict_reports_missing_unexpected_and_mismatched_keys():
     model_3d = inflate(small_classifier(10), 3)
     state = small_classifier(10).state_dict()
-    with pytest.raises(BadArgumentError, match=r"1 keys of the 3D model are not in the 2D state dict: fc\.bias"):
+    with pytest.raises(
+        BadArgumentError, match=r"1 keys of the 3D model are not in the 2D state dict: fc\.bias"
+    ):
         inflate_state_dict({k: v for k, v in state.items() if k != "fc.bias"}, model_3d)
     with pytest.raises(BadArgumentError, match=r"not in the 3D model: head\.weight"):
         inflate_state_dict({**state, "head.weight": torch.zeros(1)}, model_3d)

@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from conftest import SHARED_VIDEOS, hmdb_subset_videos, moving_square_frames, shared_videos
+
 from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.io import iter_chunks, open_video, probe, read_frames, write_video
 
@@ -73,7 +73,11 @@ def independent_decode(path: Path, size: tuple[int, int], upto: int, rotation_k:
 
 
 def write_encoded(
-    path: Path, frames: np.ndarray, codec: str, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p",
+    path: Path,
+    frames: np.ndarray,
+    codec: str,
+    options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
     container_options: dict[str, str] | None = None,
 ) -> Path:
     """Encode ``frames`` with a chosen codec and options (the library's writer always makes H.264 High)."""
@@ -155,7 +159,9 @@ def test_header_only_open_falls_back_where_headers_may_not_tell_reordering(tmp_p
             assert _header_facts_suffice(container) == suffices, name
         with open_video(path) as video:
             assert len(video) == 23
-            np.testing.assert_array_equal(video.get([20, 3, 11]), independent_decode(path, (48, 64), 22, 0)[[20, 3, 11]])
+            np.testing.assert_array_equal(
+                video.get([20, 3, 11]), independent_decode(path, (48, 64), 22, 0)[[20, 3, 11]]
+            )
 
 
 def test_missed_seek_falls_back_to_counting_from_the_start(need_shared):
@@ -165,7 +171,9 @@ def test_missed_seek_falls_back_to_counting_from_the_start(need_shared):
         decoder = video._decoder
         video.get([5])  # positions the decoder mid-stream
         wrong = tuple(p + 1 for p in decoder.index.pts)  # no frame has these timestamps
-        decoder.index = type(decoder.index)("pts", wrong, decoder.index.keyframe_pts, decoder.index.packet_count)
+        decoder.index = type(decoder.index)(
+            "pts", wrong, decoder.index.keyframe_pts, decoder.index.packet_count
+        )
         got = video.get([3, 40])
         assert decoder.index.mode == "sequential"
     np.testing.assert_array_equal(got, independent_decode(path, (48, 64), 40, 0)[[3, 40]])
@@ -173,7 +181,11 @@ def test_missed_seek_falls_back_to_counting_from_the_start(need_shared):
 
 @pytest.mark.parametrize(
     "name, mode",
-    [("v_SoccerJuggling_g23_c01.avi", "pts"), ("mmaction2_test.avi", "sequential"), ("mmaction2_ntu_S001C001P001R001A001_rgb.avi", "sequential")],
+    [
+        ("v_SoccerJuggling_g23_c01.avi", "pts"),
+        ("mmaction2_test.avi", "sequential"),
+        ("mmaction2_ntu_S001C001P001R001A001_rgb.avi", "sequential"),
+    ],
 )
 def test_avi_seeks_only_without_b_frames(name, mode, need_shared):
     """AVI timestamps are in decode order: they name presented frames only when the codec has no B-frames
@@ -360,14 +372,19 @@ def test_reordering_and_fragmented_files_are_scanned(tmp_path):
     frames = moving_square_frames(23)
     b_frames = write_encoded(tmp_path / "high.mp4", frames, "libx264", {"g": "5", "bf": "2"})
     fragmented = write_encoded(
-        tmp_path / "fragmented.mp4", frames, "libx264", {"profile": "baseline", "g": "5"},
+        tmp_path / "fragmented.mp4",
+        frames,
+        "libx264",
+        {"profile": "baseline", "g": "5"},
         container_options={"movflags": "frag_keyframe+empty_moov"},
     )
     for path in (b_frames, fragmented):
         with open_video(path) as video:
             assert not video._decoder.index.from_container
             assert len(video) == 23
-            np.testing.assert_array_equal(video.get([22, 5, 12]), independent_decode(path, (48, 64), 22, 0)[[22, 5, 12]])
+            np.testing.assert_array_equal(
+                video.get([22, 5, 12]), independent_decode(path, (48, 64), 22, 0)[[22, 5, 12]]
+            )
 
 
 def test_container_index_whose_times_are_not_the_frames_is_replaced_by_a_scan(tmp_path, monkeypatch):
@@ -375,13 +392,21 @@ def test_container_index_whose_times_are_not_the_frames_is_replaced_by_a_scan(tm
     decoded frame's timestamp disagrees, and the packets are scanned instead."""
     from vidlearn.io import _pyav
 
-    path = write_encoded(tmp_path / "baseline.mp4", moving_square_frames(23), "libx264", {"profile": "baseline", "g": "5"})
+    path = write_encoded(
+        tmp_path / "baseline.mp4", moving_square_frames(23), "libx264", {"profile": "baseline", "g": "5"}
+    )
     real = _pyav.index_from_container
 
     def shifted_by_one_frame(container):
         index = real(container)
         step = index.pts[1] - index.pts[0]
-        return _pyav.FrameIndex("pts", tuple(p - step for p in index.pts), tuple(p - step for p in index.keyframe_pts), index.packet_count, True)
+        return _pyav.FrameIndex(
+            "pts",
+            tuple(p - step for p in index.pts),
+            tuple(p - step for p in index.keyframe_pts),
+            index.packet_count,
+            True,
+        )
 
     monkeypatch.setattr(_pyav, "index_from_container", shifted_by_one_frame)
     with open_video(path) as video:
@@ -410,7 +435,9 @@ def test_container_index_equals_the_packet_scan(name, need_shared):
     if from_container is not None:
         assert scanned.mode == "pts"
         assert (from_container.pts, from_container.keyframe_pts, from_container.packet_count) == (
-            scanned.pts, scanned.keyframe_pts, scanned.packet_count
+            scanned.pts,
+            scanned.keyframe_pts,
+            scanned.packet_count,
         )
 
 

@@ -13,12 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import assert_exports
 from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import assert_exports
 from vidlearn.analysis import summarize
 from vidlearn.data.samplers import tsn_segments
 from vidlearn.engine.feature_cache import cache_frame_features, train_on_cached_features
@@ -311,7 +311,9 @@ def test_recurrent_conv_is_causal():
     with torch.no_grad():
         before, after = model.hidden_states(x), model.hidden_states(changed)
     assert torch.allclose(before[:, :3], after[:, :3], atol=1e-6)  # no state before frame 3 changes
-    assert all(not torch.allclose(before[:, t], after[:, t], atol=1e-4) for t in range(3, 6))  # every later one does
+    assert all(
+        not torch.allclose(before[:, t], after[:, t], atol=1e-4) for t in range(3, 6)
+    )  # every later one does
 
 
 def test_conv_gru_follows_the_gru_equations():

@@ -51,7 +51,9 @@ class NoisyPoints(Objective):
     def loss(self, model, batch):
         x, y = batch
         logits = model(x + 0.1 * torch.randn_like(x))
-        return BatchLoss(F.cross_entropy(logits, y), len(y), {"accuracy": (logits.argmax(1) == y).float().mean().item()})
+        return BatchLoss(
+            F.cross_entropy(logits, y), len(y), {"accuracy": (logits.argmax(1) == y).float().mean().item()}
+        )
 
     def evaluate(self, dist):
         if self.scores is None:
@@ -65,7 +67,9 @@ class NoisyPoints(Objective):
 
 
 def settings(out=None, **changes) -> LoopSettings:
-    return LoopSettings(**{"epochs": 3, "batch_size": 4, "lr": 1e-2, "workers": 0, "progress": False, "out": out, **changes})
+    return LoopSettings(
+        **{"epochs": 3, "batch_size": 4, "lr": 1e-2, "workers": 0, "progress": False, "out": out, **changes}
+    )
 
 
 def test_learning_rate_schedules():
@@ -93,7 +97,9 @@ def test_accumulating_two_half_batches_is_one_full_batch():
     for batch_size, accumulate in ((4, 1), (2, 2)):
         objective = Plain()
         objective.model[2].p = 0.0
-        loop = TrainingLoop(objective, settings(batch_size=batch_size, grad_accum=accumulate, clip_grad=None), CPU)
+        loop = TrainingLoop(
+            objective, settings(batch_size=batch_size, grad_accum=accumulate, clip_grad=None), CPU
+        )
         history = loop.run().history
         assert [row["step"] for row in history] == [6, 12, 18]
         runs.append(objective.model.state_dict())
@@ -107,7 +113,9 @@ def test_clipping_bounds_the_gradient_norm(monkeypatch):
 
     def record_then_step(optimizer, *args, **kwargs):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        norms.append(
+            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        )
         return real_step(optimizer, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.AdamW, "step", record_then_step)
@@ -144,13 +152,17 @@ def test_killed_mid_epoch_then_resumed_gives_the_same_weights(tmp_path, monkeypa
 
 @pytest.mark.parametrize("mode, expected", [("max", 0.9), ("min", 0.2)])
 def test_best_checkpoint_follows_the_named_metric(tmp_path, mode, expected):
-    loop = TrainingLoop(NoisyPoints(scores=[0.5, 0.9, 0.2]), settings(tmp_path, best_metric="score", best_mode=mode), CPU)
+    loop = TrainingLoop(
+        NoisyPoints(scores=[0.5, 0.9, 0.2]), settings(tmp_path, best_metric="score", best_mode=mode), CPU
+    )
     history = loop.run().history
     assert [row["test_score"] for row in history] == [0.5, 0.9, 0.2]
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["metrics"]["score"] == expected and best["position"]["best"]["value"] == expected
     with pytest.raises(BadArgumentError, match="best_metric 'loss'"):
-        TrainingLoop(NoisyPoints(scores=[0.5]), settings(tmp_path / "other", epochs=1, best_metric="loss"), CPU).run()
+        TrainingLoop(
+            NoisyPoints(scores=[0.5]), settings(tmp_path / "other", epochs=1, best_metric="loss"), CPU
+        ).run()
 
 
 def test_a_run_without_an_out_folder_writes_nothing(tmp_path, monkeypatch):
@@ -165,7 +177,9 @@ def test_the_documented_example_objective_learns(tmp_path):
     code = re.search(r"<!-- example: arrow-of-time -->\n```python\n(.*?)```", text, re.S).group(1)
     assert 35 <= len(code.splitlines()) <= 60
     (tmp_path / "arrow.py").write_text(code)
-    done = subprocess.run([sys.executable, "arrow.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "arrow.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "runs" / "arrow" / "metrics.csv").read_text().splitlines()
     header, last = rows[0].split(","), rows[-1].split(",")

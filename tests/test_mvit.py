@@ -14,9 +14,9 @@ import re
 
 import pytest
 import torch
+from conftest import recording
 from torch import nn
 
-from conftest import recording
 from vidlearn.analysis import summarize
 from vidlearn.engine.export import export_model
 from vidlearn.errors import BadArgumentError
@@ -52,7 +52,9 @@ def meta_model() -> nn.Module:
 
 def tiny(t: int = 8, h: int = 16, w: int = 16, num_classes: int = 7, **options) -> nn.Module:
     torch.manual_seed(0)
-    return create_model("mvit_v2_s", num_classes=num_classes, size="tiny", num_frames=t, frame_size=(h, w), **options)
+    return create_model(
+        "mvit_v2_s", num_classes=num_classes, size="tiny", num_frames=t, frame_size=(h, w), **options
+    )
 
 
 def outputs_of(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -123,7 +125,9 @@ def test_state_dict_uses_torchvision_keys(meta_model):
     for key, shape in EXPECTED_KEYS.items():
         assert tuple(state[key].shape) == shape, key
     # Only the three stage transitions (blocks 1, 3 and 14) change the width.
-    projected = [int(key.split(".")[1]) for key in state if re.fullmatch(r"blocks\.\d+\.project\.weight", key)]
+    projected = [
+        int(key.split(".")[1]) for key in state if re.fullmatch(r"blocks\.\d+\.project\.weight", key)
+    ]
     assert sorted(projected) == [1, 3, 14]
 
 
@@ -230,7 +234,11 @@ def test_relative_position_attention_equals_the_explicit_reference():
             seen.append((attn.q_grid, attn.kv_grid))
             torch.testing.assert_close(attn(tokens), reference_attention(attn, tokens), atol=1e-4, rtol=1e-4)
             tokens = block(tokens)
-    assert seen[0] == ((2, 5, 7), (2, 2, 2)) and seen[1] == ((2, 3, 4), (2, 3, 4)) and seen[3] == ((2, 2, 2), (2, 3, 4))
+    assert (
+        seen[0] == ((2, 5, 7), (2, 2, 2))
+        and seen[1] == ((2, 3, 4), (2, 3, 4))
+        and seen[3] == ((2, 2, 2), (2, 3, 4))
+    )
 
 
 # --- export, gradients, training ----------------------------------------------------------------
@@ -265,8 +273,15 @@ def test_a_gradient_step_reaches_and_changes_every_parameter_the_class_token_dep
     # relative positions, which only grid queries have) make only grid outputs, which nothing reads;
     # the class token's query is not pooled, only normalised. So exactly these four get no gradient.
     last = f"blocks.{len(model.blocks) - 1}.attn"
-    unreachable = {f"{last}.pool_q.pool.weight", f"{last}.rel_pos_h", f"{last}.rel_pos_w", f"{last}.rel_pos_t"}
-    without_gradient = {key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
+    unreachable = {
+        f"{last}.pool_q.pool.weight",
+        f"{last}.rel_pos_h",
+        f"{last}.rel_pos_w",
+        f"{last}.rel_pos_t",
+    }
+    without_gradient = {
+        key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    }
     assert without_gradient == unreachable
     optimizer.step()
     assert {key for key, p in model.named_parameters() if torch.equal(p, before[key])} == unreachable

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_VIDEOS, moving_square_frames
+
 from vidlearn.data.dataset import ClipDataset
 from vidlearn.data.formats import load_dataset
 from vidlearn.data.prepared import PreparedSettings, PreparedStore, default_prepared_folder, prepare_videos
@@ -48,7 +48,11 @@ def _assert_same_video(store: PreparedStore, path: str, short_side: int) -> None
         everything = np.arange(len(decoded))
         assert np.array_equal(prepared.get(everything), decoded.get(everything))
         assert np.array_equal(prepared.frame_times(), decoded.frame_times())
-        assert prepared.info == decoded.info and prepared.frame_shape == decoded.frame_shape and len(prepared) == len(decoded)
+        assert (
+            prepared.info == decoded.info
+            and prepared.frame_shape == decoded.frame_shape
+            and len(prepared) == len(decoded)
+        )
         shuffled = [len(decoded) - 1, 0, 2, 2]  # any order, repeats
         assert np.array_equal(prepared.get(shuffled), decoded.get(shuffled))
         with pytest.raises(BadArgumentError, match="out of range"):
@@ -61,15 +65,22 @@ def _mtimes(folder: Path) -> dict[Path, int]:
 
 def test_prepared_frames_equal_decoded_frames_of_real_videos(need_shared, tmp_path):
     # An MP4 (pts mode), an AVI (sequential mode) and a rotated MOV.
-    videos = [str(SHARED_VIDEOS / name) for name in ("mmaction2_test.mp4", "v_SoccerJuggling_g23_c01.avi", "decord_video_90.mov")]
-    report = prepare_videos(videos, tmp_path / "store", SHARED_VIDEOS, PreparedSettings(short_side=64), workers=1, progress=False)
+    videos = [
+        str(SHARED_VIDEOS / name)
+        for name in ("mmaction2_test.mp4", "v_SoccerJuggling_g23_c01.avi", "decord_video_90.mov")
+    ]
+    report = prepare_videos(
+        videos, tmp_path / "store", SHARED_VIDEOS, PreparedSettings(short_side=64), workers=1, progress=False
+    )
     assert (report.done, report.failed) == (3, [])
     store = PreparedStore(tmp_path / "store", SHARED_VIDEOS)
     for video in videos:
         _assert_same_video(store, video, 64)
     # Disk cost: F x H x W x 3 bytes (plus a .npy header) per video, against the original files.
     arrays = sum(store.array_path(v).stat().st_size for v in videos)
-    assert report.prepared_bytes == arrays and report.original_bytes == sum(os.path.getsize(v) for v in videos)
+    assert report.prepared_bytes == arrays and report.original_bytes == sum(
+        os.path.getsize(v) for v in videos
+    )
     pixels = 0
     for video in videos:
         with store.open(video) as prepared:
@@ -89,7 +100,14 @@ def synth_subset(synth_root):
 
 def test_clip_dataset_gives_the_same_clips_and_views_from_a_store(synth_subset, tmp_path, monkeypatch):
     index = synth_subset
-    report = prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=2, progress=False)
+    report = prepare_videos(
+        [e.path for e in index],
+        tmp_path / "store",
+        index.source.root,
+        PreparedSettings(40),
+        workers=2,
+        progress=False,
+    )
     assert report.done == len({e.path for e in index}) and not report.failed
     store = PreparedStore(tmp_path / "store", index.source.root)
     _assert_same_video(store, index.entries[0].path, 40)
@@ -103,7 +121,9 @@ def test_clip_dataset_gives_the_same_clips_and_views_from_a_store(synth_subset, 
     expected = {}
     for name, (train, spec) in specs.items():
         decoding = ClipDataset(index, spec, train=train, seed=7)
-        expected[name] = [decoding[(epoch, k)] for epoch in range(3 if train else 1) for k in range(len(index))]
+        expected[name] = [
+            decoding[(epoch, k)] for epoch in range(3 if train else 1) for k in range(len(index))
+        ]
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a prepared video was decoded")
@@ -120,9 +140,19 @@ def test_uint8_items_normalised_by_model_input_equal_float_items(synth_subset, t
     """``normalize=False`` (the training loop's loader) gives uint8 clips and views that
     ``model_input`` turns into exactly the floats of the default items, decoded or prepared."""
     index = synth_subset
-    prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=1, progress=False)
+    prepare_videos(
+        [e.path for e in index],
+        tmp_path / "store",
+        index.source.root,
+        PreparedSettings(40),
+        workers=1,
+        progress=False,
+    )
     store = PreparedStore(tmp_path / "store", index.source.root)
-    for train, spec in ((True, ClipSpec(num_frames=4, stride=3, size=32, short_side=40)), (False, ClipSpec(num_frames=4, stride=2, num_clips=2, num_crops=3, size=32, short_side=40))):
+    for train, spec in (
+        (True, ClipSpec(num_frames=4, stride=3, size=32, short_side=40)),
+        (False, ClipSpec(num_frames=4, stride=2, num_clips=2, num_crops=3, size=32, short_side=40)),
+    ):
         for prepared in (None, store):
             floats = ClipDataset(index, spec, train=train, seed=5, prepared=prepared)
             compact = ClipDataset(index, spec, train=train, seed=5, prepared=prepared, normalize=False)
@@ -137,7 +167,14 @@ def test_rgb_and_flow_clips_read_from_a_store_equal_decoded_ones(synth_subset, t
     from vidlearn.motion.dataset import FlowClipDataset
 
     index = synth_subset
-    prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=1, progress=False)
+    prepare_videos(
+        [e.path for e in index],
+        tmp_path / "store",
+        index.source.root,
+        PreparedSettings(40),
+        workers=1,
+        progress=False,
+    )
     store = PreparedStore(tmp_path / "store", index.source.root)
     spec = ClipSpec(num_frames=4, stride=2, size=32, short_side=40)
     decoding = FlowClipDataset(index, spec, True, seed=3, input="rgb+flow")
@@ -217,7 +254,11 @@ def test_verify_finds_corruption_and_open_names_a_truncated_array(tmp_path):
     store.array_path(paths[2]).unlink()
     problems = dict(store.verify(progress=False))
     assert set(problems) == set(paths[:3])
-    assert "checksum" in problems[paths[0]] and "truncated" in problems[paths[1]] and "missing" in problems[paths[2]]
+    assert (
+        "checksum" in problems[paths[0]]
+        and "truncated" in problems[paths[1]]
+        and "missing" in problems[paths[2]]
+    )
     assert str(truncated) in problems[paths[1]]
 
     # Opening maps the array and checks its shape, not its checksum (too slow for every clip).
@@ -231,7 +272,10 @@ def test_verify_finds_corruption_and_open_names_a_truncated_array(tmp_path):
     index = load_dataset(root, format="folder", progress=False)
     spec = ClipSpec(num_frames=3, stride=2, size=24, short_side=32)
     position = [e.path for e in index].index(paths[1])
-    assert torch.equal(ClipDataset(index, spec, True, prepared=store)[position][0], ClipDataset(index, spec, True)[position][0])
+    assert torch.equal(
+        ClipDataset(index, spec, True, prepared=store)[position][0],
+        ClipDataset(index, spec, True)[position][0],
+    )
 
 
 def test_unreadable_videos_are_reported_not_fatal(tmp_path):
@@ -239,7 +283,9 @@ def test_unreadable_videos_are_reported_not_fatal(tmp_path):
     good = _folder_dataset(root, count=1)[0]
     corrupt = root / "Right" / "corrupt.mp4"
     corrupt.write_bytes(Path(good).read_bytes()[:300])
-    report = prepare_videos([good, str(corrupt)], tmp_path / "store", root, PreparedSettings(32), workers=1, progress=False)
+    report = prepare_videos(
+        [good, str(corrupt)], tmp_path / "store", root, PreparedSettings(32), workers=1, progress=False
+    )
     assert report.done == 1 and [path for path, _ in report.failed] == [str(corrupt)]
     assert "1 failed" in report.summary() and "corrupt.mp4" in report.summary()
     assert not PreparedStore(tmp_path / "store", root).has(str(corrupt))
@@ -257,7 +303,12 @@ def test_stores_of_other_settings_are_refused(tmp_path):
         PreparedStore(tmp_path / "store", root).has(str(tmp_path / "elsewhere.mp4"))
     index = load_dataset(root, format="folder", progress=False)
     with pytest.raises(BadArgumentError, match="short side 32"):
-        ClipDataset(index, ClipSpec(num_frames=2, size=32, short_side=48), True, prepared=PreparedStore(tmp_path / "store", root))
+        ClipDataset(
+            index,
+            ClipSpec(num_frames=2, size=32, short_side=48),
+            True,
+            prepared=PreparedStore(tmp_path / "store", root),
+        )
 
 
 def test_make_dataset_picks_the_default_store_by_itself(tmp_path, capsys):
@@ -275,10 +326,17 @@ def test_make_dataset_picks_the_default_store_by_itself(tmp_path, capsys):
     assert make_dataset(index, spec, False, config).prepared.folder == default
     assert capsys.readouterr().err.count(f"reading prepared frames from {default}") == 1  # said once
     assert make_dataset(index, spec, True, {**config, "prepared": "off"}).prepared is None
-    assert make_dataset(index, dataclasses.replace(spec, short_side=40), True, config).prepared is None  # no store at 40
+    assert (
+        make_dataset(index, dataclasses.replace(spec, short_side=40), True, config).prepared is None
+    )  # no store at 40
 
     # A store named explicitly but made at another short side: the originals are decoded, with a note.
-    assert make_dataset(index, dataclasses.replace(spec, short_side=40), True, {**config, "prepared": str(default)}).prepared is None
+    assert (
+        make_dataset(
+            index, dataclasses.replace(spec, short_side=40), True, {**config, "prepared": str(default)}
+        ).prepared
+        is None
+    )
     assert "short side 32" in capsys.readouterr().err
     assert load_config(overrides=["prepared=off"]).prepared == "off"  # YAML reads a bare off as false
 
@@ -290,11 +348,17 @@ def test_prepare_command(tmp_path):
     env = {**os.environ, "VIDLEARN_CACHE": str(tmp_path / "cache")}
 
     def vidlearn(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*VIDLEARN, "prepare", *args], capture_output=True, text=True, env=env, timeout=120)
+        return subprocess.run(
+            [*VIDLEARN, "prepare", *args], capture_output=True, text=True, env=env, timeout=120
+        )
 
     done = vidlearn(str(root), "--short-side", "32", "--out", str(store), "--workers", "1")
     assert done.returncode == 0, done.stderr
-    assert "4 videos prepared" in done.stdout and "MiB of original files" in done.stdout and f"prepared={store}" in done.stdout
+    assert (
+        "4 videos prepared" in done.stdout
+        and "MiB of original files" in done.stdout
+        and f"prepared={store}" in done.stdout
+    )
     assert len(list(store.rglob("*.frames.npy"))) == 4
     assert vidlearn(str(root), "--short-side", "32", "--out", str(store), "--verify").returncode == 0
 
@@ -315,10 +379,19 @@ def test_loader_reads_prepared_items_in_the_training_process(synth_subset, tmp_p
     from vidlearn.data.dataset import EpochSampler, default_workers, make_loader
 
     index = synth_subset
-    prepare_videos([e.path for e in index], tmp_path / "store", index.source.root, PreparedSettings(40), workers=1, progress=False)
+    prepare_videos(
+        [e.path for e in index],
+        tmp_path / "store",
+        index.source.root,
+        PreparedSettings(40),
+        workers=1,
+        progress=False,
+    )
     spec = ClipSpec(num_frames=4, stride=2, size=32, short_side=40)
     sampler = EpochSampler(len(index), shuffle=True)
-    reading = ClipDataset(index, spec, train=True, prepared=PreparedStore(tmp_path / "store", index.source.root))
+    reading = ClipDataset(
+        index, spec, train=True, prepared=PreparedStore(tmp_path / "store", index.source.root)
+    )
     assert make_loader(reading, 2, sampler).num_workers == 0
     assert make_loader(ClipDataset(index, spec, train=True), 2, sampler).num_workers == default_workers()
 
@@ -331,5 +404,9 @@ def test_store_files_get_the_permissions_of_ordinary_files(tmp_path):
     store = PreparedStore(tmp_path / "store", root)
     umask = os.umask(0)
     os.umask(umask)
-    for file in (store.array_path(paths[0]), store.sidecar_path(paths[0]), tmp_path / "store" / "prepared.json"):
+    for file in (
+        store.array_path(paths[0]),
+        store.sidecar_path(paths[0]),
+        tmp_path / "store" / "prepared.json",
+    ):
         assert file.stat().st_mode & 0o777 == 0o666 & ~umask, file

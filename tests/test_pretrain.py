@@ -19,7 +19,19 @@ from vidlearn.models import create_model
 
 
 def tiny_config(data, out, **changes) -> PretrainConfig:
-    settings = dict(data=str(data), out=str(out), encoder="tiny", epochs=2, batch_size=2, num_frames=4, size=32, short_side=32, max_steps_per_epoch=2, workers=0, picture_every=1)
+    settings = dict(
+        data=str(data),
+        out=str(out),
+        encoder="tiny",
+        epochs=2,
+        batch_size=2,
+        num_frames=4,
+        size=32,
+        short_side=32,
+        max_steps_per_epoch=2,
+        workers=0,
+        picture_every=1,
+    )
     return PretrainConfig(**{**settings, **changes})
 
 
@@ -27,7 +39,13 @@ def test_pretraining_writes_encoder_pictures_and_metrics(synth_root, tmp_path):
     result = pretrain(tiny_config(synth_root, tmp_path / "run"), progress=False)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in result.history)
-    for name in ("last.safetensors", "encoder.safetensors", "metrics.csv", "reconstruction_e001.png", "reconstruction_e002.png"):
+    for name in (
+        "last.safetensors",
+        "encoder.safetensors",
+        "metrics.csv",
+        "reconstruction_e001.png",
+        "reconstruction_e002.png",
+    ):
         assert (tmp_path / "run" / name).exists(), name
     assert (tmp_path / "run" / "reconstruction_e002.png").read_bytes()[:4] == b"\x89PNG"
     # The encoder initialises a vit_video classifier: everything but its classification head.
@@ -36,15 +54,43 @@ def test_pretraining_writes_encoder_pictures_and_metrics(synth_root, tmp_path):
     classifier = create_model("vit_video", num_classes=5, **encoder.record["model"]["args"])
     report = load_initial_weights(classifier, result.encoder_checkpoint)
     assert report.copied and not report.inflated
-    assert {name for name, _ in report.skipped} <= {"fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"}
+    assert {name for name, _ in report.skipped} <= {
+        "fc_norm.weight",
+        "fc_norm.bias",
+        "head.weight",
+        "head.bias",
+    }
     for name in report.copied:
         assert torch.equal(classifier.state_dict()[name], encoder.model[name])
     # The same from the command line: fine-tune with a tenth of the labels from the encoder.
     done = subprocess.run(
-        [sys.executable, "-m", "vidlearn.cli.main", "train", "--model", "vit_video", "--data", str(synth_root), "--out", str(tmp_path / "tune"),
-         "--init", str(result.encoder_checkpoint), "model_args={size: tiny}", "label_fraction=0.1", "epochs=1", "batch_size=2", "num_frames=4",
-         "size=32", "short_side=32", "test_clips=1", "workers=0", "max_steps_per_epoch=1", "classes=MoveLeft,MoveRight"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vidlearn.cli.main",
+            "train",
+            "--model",
+            "vit_video",
+            "--data",
+            str(synth_root),
+            "--out",
+            str(tmp_path / "tune"),
+            "--init",
+            str(result.encoder_checkpoint),
+            "model_args={size: tiny}",
+            "label_fraction=0.1",
+            "epochs=1",
+            "batch_size=2",
+            "num_frames=4",
+            "size=32",
+            "short_side=32",
+            "test_clips=1",
+            "workers=0",
+            "max_steps_per_epoch=1",
+            "classes=MoveLeft,MoveRight",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "tensors copied" in done.stdout
@@ -53,7 +99,11 @@ def test_pretraining_writes_encoder_pictures_and_metrics(synth_root, tmp_path):
     train_index, _ = load_splits(str(synth_root), classes=["MoveLeft", "MoveRight"], progress=False)
     per_class = train_index.class_counts().values()
     expected = sum(max(1, round(n * 0.1)) for n in per_class)
-    assert load_checkpoint(tmp_path / "tune" / "last.safetensors").record["data"]["train_videos"] == expected < len(train_index)
+    assert (
+        load_checkpoint(tmp_path / "tune" / "last.safetensors").record["data"]["train_videos"]
+        == expected
+        < len(train_index)
+    )
 
 
 def test_pretraining_resumes_after_an_interruption_exactly(synth_root, tmp_path, monkeypatch):
@@ -81,18 +131,25 @@ def test_pretraining_resumes_after_an_interruption_exactly(synth_root, tmp_path,
 
 def test_pretraining_on_a_plain_folder_of_videos(tmp_path):
     from conftest import moving_square_frames
+
     from vidlearn.io import write_video
 
     for k in range(2):
         write_video(tmp_path / "videos" / f"clip{k}.mp4", moving_square_frames(12), fps=10)
-    result = pretrain(tiny_config(tmp_path / "videos", tmp_path / "run", epochs=1, num_frames=4), progress=False)
+    result = pretrain(
+        tiny_config(tmp_path / "videos", tmp_path / "run", epochs=1, num_frames=4), progress=False
+    )
     assert result.history[0]["epoch"] == 1
     with pytest.raises(BadArgumentError, match="no video files"):
         pretrain(tiny_config(tmp_path / "run", tmp_path / "run2"), progress=False)
 
 
 def test_unknown_method_is_a_one_line_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "vidlearn.cli.main", "pretrain", "--method", "simclr", "--out", str(tmp_path)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "vidlearn.cli.main", "pretrain", "--method", "simclr", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "simclr" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -114,7 +171,14 @@ def test_init_inflates_2d_weights_and_reports_what_it_kept(tmp_path):
 
     torch.manual_seed(0)
     conv2d = torch.nn.Conv2d(3, 4, 3)
-    save_file({"conv.weight": conv2d.weight.detach().contiguous(), "conv.bias": conv2d.bias.detach().contiguous(), "other.weight": torch.zeros(2)}, str(tmp_path / "w.safetensors"))
+    save_file(
+        {
+            "conv.weight": conv2d.weight.detach().contiguous(),
+            "conv.bias": conv2d.bias.detach().contiguous(),
+            "other.weight": torch.zeros(2),
+        },
+        str(tmp_path / "w.safetensors"),
+    )
     target = torch.nn.Module()
     target.conv = torch.nn.Conv3d(3, 4, (5, 3, 3))
     target.head = torch.nn.Linear(4, 2)
@@ -135,10 +199,37 @@ def test_two_process_pretraining_with_accumulation(synth_root, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    settings = ["encoder=tiny", "epochs=1", "batch_size=2", "num_frames=4", "size=32", "short_side=32", "max_steps_per_epoch=2", "workers=0", "grad_accum=2"]
+    settings = [
+        "encoder=tiny",
+        "epochs=1",
+        "batch_size=2",
+        "num_frames=4",
+        "size=32",
+        "short_side=32",
+        "max_steps_per_epoch=2",
+        "workers=0",
+        "grad_accum=2",
+    ]
     done = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(30500 + os.getpid() % 1000), "-m", "vidlearn.cli.main", "pretrain", "--data", str(synth_root), "--out", str(out), *settings],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(30500 + os.getpid() % 1000),
+            "-m",
+            "vidlearn.cli.main",
+            "pretrain",
+            "--data",
+            str(synth_root),
+            "--out",
+            str(out),
+            *settings,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     record = load_checkpoint(out / "last.safetensors").record

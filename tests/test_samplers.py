@@ -27,7 +27,13 @@ VIDEOS = Path("/work/shared/videos")
 
 def test_default_spec_takes_16_consecutive_frames():
     spec = ClipSpec()
-    assert (spec.num_frames, spec.size, spec.short_side, spec.num_clips, spec.num_crops) == (16, 112, 128, 1, 1)
+    assert (spec.num_frames, spec.size, spec.short_side, spec.num_clips, spec.num_crops) == (
+        16,
+        112,
+        128,
+        1,
+        1,
+    )
     assert spec.step() == 1.0
     np.testing.assert_array_equal(spec.offsets(), np.arange(16))
     assert spec.span() == 16
@@ -252,7 +258,7 @@ def test_random_clips_stay_in_range_and_keep_their_offsets():
         for length in range(spec.span(fps), spec.span(fps) + 40):
             for _ in range(20):
                 clip = random_clip(length, spec, rng, video_fps=fps)
-                assert 0 <= clip.start and clip.end < length
+                assert clip.start >= 0 and clip.end < length
                 np.testing.assert_array_equal(clip.indices - clip.start, offsets)
 
 
@@ -308,9 +314,7 @@ def test_tsn_test_mode_takes_segment_centres():
 def test_tsn_test_mode_with_snippets():
     # L = 50, snippet 5: M = 46 starts; centres (k + 1/2) * 46 / 3 = 7.67, 23, 38.33.
     clip = tsn_segments(50, 3, snippet_len=5)
-    np.testing.assert_array_equal(
-        clip.indices, [7, 8, 9, 10, 11, 23, 24, 25, 26, 27, 38, 39, 40, 41, 42]
-    )
+    np.testing.assert_array_equal(clip.indices, [7, 8, 9, 10, 11, 23, 24, 25, 26, 27, 38, 39, 40, 41, 42])
 
 
 def test_tsn_training_offsets_cover_each_segment_and_stay_inside():

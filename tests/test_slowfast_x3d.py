@@ -17,9 +17,9 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from conftest import assert_exports
 from torch import nn
 
-from conftest import assert_exports
 from vidlearn.analysis import summarize
 from vidlearn.errors import BadArgumentError
 from vidlearn.models import create_model, list_models, model_info
@@ -42,7 +42,10 @@ def _one_thread():
 def meta_slowfast() -> dict[str, nn.Module]:
     """Both SlowFast variants with Kinetics-400's 400 classes, on the meta device."""
     with torch.device("meta"):
-        return {variant: create_model("slowfast_r50", num_classes=400, variant=variant) for variant in SLOWFAST_VARIANTS}
+        return {
+            variant: create_model("slowfast_r50", num_classes=400, variant=variant)
+            for variant in SLOWFAST_VARIANTS
+        }
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +68,14 @@ def recording(model: nn.Module, names, inputs: bool = False):
     seen: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
     if inputs:
-        handles = [modules[n].register_forward_pre_hook(lambda _m, args, n=n: seen.__setitem__(n, args[0])) for n in names]
+        handles = [
+            modules[n].register_forward_pre_hook(lambda _m, args, n=n: seen.__setitem__(n, args[0]))
+            for n in names
+        ]
     else:
-        handles = [modules[n].register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out)) for n in names]
+        handles = [
+            modules[n].register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out)) for n in names
+        ]
     try:
         yield seen
     finally:
@@ -136,8 +144,14 @@ def outputs_and_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
 def test_slowfast_shapes_over_clip_sizes(meta_slowfast):
     # 32 x 224 x 224 for both variants is in test_slowfast_pathway_and_lateral_shapes_follow_table_1.
     for t, h, w in SLOWFAST_CLIPS:
-        logits, features = outputs_and_features(meta_slowfast["4x16"], torch.empty(2, 3, t, h, w, device="meta"))
-        assert logits.shape == (2, 400) and features.shape == (2, 2048 + 256), (t, h, w)  # slow + fast 2048 / 8
+        logits, features = outputs_and_features(
+            meta_slowfast["4x16"], torch.empty(2, 3, t, h, w, device="meta")
+        )
+        assert logits.shape == (2, 400) and features.shape == (2, 2048 + 256), (
+            t,
+            h,
+            w,
+        )  # slow + fast 2048 / 8
 
 
 def test_x3d_shapes_over_clip_sizes(meta_x3d):
@@ -187,7 +201,7 @@ def test_slowfast_pathway_and_lateral_shapes_follow_table_1(variant, slow_frames
     laterals = ["lateral.stem", "lateral.res2", "lateral.res3", "lateral.res4"]
     with recording(model, [*SLOW_TABLE, *FAST_TABLE, *laterals]) as out:
         model(torch.empty(1, 3, 32, 224, 224, device="meta"))
-    for name, (c, t, h, w) in SLOW_TABLE.items():
+    for name, (c, _t, h, w) in SLOW_TABLE.items():
         assert tuple(out[name].shape[1:]) == (c, slow_frames, h, w), name
     for name, size in FAST_TABLE.items():
         assert tuple(out[name].shape[1:]) == size, name
@@ -196,7 +210,9 @@ def test_slowfast_pathway_and_lateral_shapes_follow_table_1(variant, slow_frames
     for lateral, fast in zip(laterals, FAST_TABLE):
         c, _, h, w = FAST_TABLE[fast]
         assert tuple(out[lateral].shape[1:]) == (2 * c, slow_frames, h, w), lateral
-    slow_inputs = [model.slow[stage][0].branch.conv_a.in_channels for stage in ("res2", "res3", "res4", "res5")]
+    slow_inputs = [
+        model.slow[stage][0].branch.conv_a.in_channels for stage in ("res2", "res3", "res4", "res5")
+    ]
     assert slow_inputs == [64 + 16, 256 + 64, 512 + 128, 1024 + 256]
     assert model.fc.in_features == 2048 + 256
 
@@ -220,7 +236,10 @@ def test_temporal_kernels_follow_table_1(meta_slowfast):
     for pathway, kernels in expected.items():
         for stage, kernel in zip(("res2", "res3", "res4", "res5"), kernels):
             blocks = getattr(model, pathway)[stage]
-            assert [b.branch.conv_a.kernel_size for b in blocks] == [(kernel, 1, 1)] * len(blocks), (pathway, stage)
+            assert [b.branch.conv_a.kernel_size for b in blocks] == [(kernel, 1, 1)] * len(blocks), (
+                pathway,
+                stage,
+            )
             assert all(b.branch.conv_b.kernel_size == (1, 3, 3) for b in blocks)
     # ResNet-50 depths.
     assert [len(model.slow[s]) for s in ("res2", "res3", "res4", "res5")] == [3, 4, 6, 3]
@@ -324,17 +343,27 @@ def test_x3d_architecture_follows_table_1(meta_x3d):
 
 def test_x3d_parameters_match_both_published_counts(meta_x3d):
     total = params(meta_x3d)
-    batch_norm = sum(p.numel() for m in meta_x3d.modules() if isinstance(m, nn.BatchNorm3d) for p in m.parameters())
+    batch_norm = sum(
+        p.numel() for m in meta_x3d.modules() if isinstance(m, nn.BatchNorm3d) for p in m.parameters()
+    )
     assert round(total / 1e6, 2) == 3.79  # PyTorchVideo's model zoo counts every parameter
     assert round((total - batch_norm) / 1e6, 2) == 3.76  # the X3D paper's Table 3 leaves batch norm out
 
 
 # X3D paper, Table 3 (GFLOPs of one view): convolution and linear multiply-adds at the training
 # input: XS 4 x 160^2, S 13 x 160^2, M 16 x 224^2.
-X3D_PAPER = {"x3d_xs": ((3, 4, 160, 160), 0.60), "x3d_s": ((3, 13, 160, 160), 1.96), "x3d_m": ((3, 16, 224, 224), 4.73)}
+X3D_PAPER = {
+    "x3d_xs": ((3, 4, 160, 160), 0.60),
+    "x3d_s": ((3, 13, 160, 160), 1.96),
+    "x3d_m": ((3, 16, 224, 224), 4.73),
+}
 # PyTorchVideo's model zoo: at the three-crop test input (PySlowFast configs: TEST_CROP_SIZE 182 for
 # XS and S, 256 for M) with batch norm at 5 FLOPs per value (fvcore's rule in training mode).
-X3D_PYTORCHVIDEO = {"x3d_xs": ((3, 4, 182, 182), 0.91), "x3d_s": ((3, 13, 182, 182), 2.96), "x3d_m": ((3, 16, 256, 256), 6.72)}
+X3D_PYTORCHVIDEO = {
+    "x3d_xs": ((3, 4, 182, 182), 0.91),
+    "x3d_s": ((3, 13, 182, 182), 2.96),
+    "x3d_m": ((3, 16, 256, 256), 6.72),
+}
 
 
 @pytest.mark.parametrize("name", X3D_MODELS)
@@ -355,7 +384,9 @@ def test_x3d_flops_match_pytorchvideo_at_the_test_crop_with_batch_norm(name, met
 def test_fvcore_reproduces_pytorchvideo_x3d_xs_and_agrees_with_our_count():
     fvcore_nn = pytest.importorskip("fvcore.nn")
     logging.getLogger("fvcore").setLevel(logging.ERROR)
-    model = create_model("x3d_xs", num_classes=400).train()  # fvcore counts batch norm at 5 per value in training
+    model = create_model(
+        "x3d_xs", num_classes=400
+    ).train()  # fvcore counts batch norm at 5 per value in training
     shape = X3D_PYTORCHVIDEO["x3d_xs"][0]
     with torch.no_grad():
         analysis = fvcore_nn.FlopCountAnalysis(model, torch.zeros(1, *shape))
@@ -363,18 +394,29 @@ def test_fvcore_reproduces_pytorchvideo_x3d_xs_and_agrees_with_our_count():
         by_operator = analysis.by_operator()
     assert round(analysis.total() / 1e9, 2) == 0.91
     # Its convolutions (depthwise ones included) and linear layers are exactly what vidlearn counts.
-    assert by_operator["conv"] + by_operator["linear"] == summarize(model, shape, receptive_fields=False).total_flops
+    assert (
+        by_operator["conv"] + by_operator["linear"]
+        == summarize(model, shape, receptive_fields=False).total_flops
+    )
     with torch.device("meta"):
-        assert by_operator["batch_norm"] == 5 * batch_norm_elements(create_model("x3d_xs", num_classes=400), shape)
+        assert by_operator["batch_norm"] == 5 * batch_norm_elements(
+            create_model("x3d_xs", num_classes=400), shape
+        )
 
 
 # --- export and training ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, clip_shape", [("x3d_xs", (1, 3, 4, 32, 32)), ("slowfast_r50", (1, 3, 8, 32, 32))])
+@pytest.mark.parametrize(
+    "name, clip_shape", [("x3d_xs", (1, 3, 4, 32, 32)), ("slowfast_r50", (1, 3, 8, 32, 32))]
+)
 def test_export_round_trips_through_torch_export_and_onnx(name, clip_shape, tmp_path, request):
     torch.manual_seed(0)
-    model = request.getfixturevalue("slowfast_real") if name == "slowfast_r50" else create_model(name, num_classes=7).eval()
+    model = (
+        request.getfixturevalue("slowfast_real")
+        if name == "slowfast_r50"
+        else create_model(name, num_classes=7).eval()
+    )
     assert_exports(model, torch.randn(*clip_shape), tmp_path)
 
 

@@ -46,7 +46,7 @@ from vidlearn.io import probe, read_frames, write_video
 U = np.linspace(0.0, 1.0, 61)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def motions(count: int, seed: int, duration: float = 4.0) -> tuple:
     rng = np.random.default_rng(seed)
     return tuple(draw_motion(rng, duration) for _ in range(count))
@@ -90,7 +90,13 @@ def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sample Kolmogorov-Smirnov distance: the largest gap between the empirical CDFs."""
     a, b = np.sort(a), np.sort(b)
     points = np.concatenate([a, b])
-    return float(np.max(np.abs(np.searchsorted(a, points, "right") / len(a) - np.searchsorted(b, points, "right") / len(b))))
+    return float(
+        np.max(
+            np.abs(
+                np.searchsorted(a, points, "right") / len(a) - np.searchsorted(b, points, "right") / len(b)
+            )
+        )
+    )
 
 
 def pose_values(name: str, ms, frames=slice(None)) -> dict[str, np.ndarray]:
@@ -126,7 +132,9 @@ def test_pair_single_frames_are_indistinguishable(forward, backward):
 
 def pose_change(name: str, ms) -> np.ndarray:
     poses = [trajectory(name)(U, m) for m in ms]
-    return np.array([[getattr(p, f)[-1] - getattr(p, f)[0] for f in ("x", "y", "scale", "angle", "alpha")] for p in poses])
+    return np.array(
+        [[getattr(p, f)[-1] - getattr(p, f)[0] for f in ("x", "y", "scale", "angle", "alpha")] for p in poses]
+    )
 
 
 def test_monotone_trajectories():
@@ -188,9 +196,13 @@ def test_there_and_back_returns_at_move_speed():
     for m in motions(20, seed=11):
         pose = trajectory("ThereAndBack")(U, m)
         middle = len(U) // 2
-        assert pose.x[0] == pytest.approx(pose.x[-1]) and pose.x[middle] == pytest.approx((m.left_x + m.right_x) / 2)
+        assert pose.x[0] == pytest.approx(pose.x[-1]) and pose.x[middle] == pytest.approx(
+            (m.left_x + m.right_x) / 2
+        )
         first_half = np.diff(pose.x[: middle + 1])
-        assert np.all(np.sign(first_half) == m.direction) and np.all(np.sign(np.diff(pose.x[middle:])) == -m.direction)
+        assert np.all(np.sign(first_half) == m.direction) and np.all(
+            np.sign(np.diff(pose.x[middle:])) == -m.direction
+        )
         # Locally as fast as MoveLeft, so a short clip of either half looks like a Move* clip.
         move_speed = abs(np.diff(trajectory("MoveLeft")(U, m).x)).mean()
         assert abs(first_half).mean() == pytest.approx(move_speed)
@@ -318,7 +330,9 @@ SEED = 3
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    summary = synthesize(out, num_videos=PER_CLASS * len(CLASSES), seed=SEED, workers=2, num_untrimmed=1, progress=False)
+    summary = synthesize(
+        out, num_videos=PER_CLASS * len(CLASSES), seed=SEED, workers=2, num_untrimmed=1, progress=False
+    )
     return out, summary
 
 
@@ -380,13 +394,18 @@ def test_videos_are_what_was_planned(dataset):
             group, clip = map(int, re.findall(r"_g(\d+)_c(\d+)", path.name)[0])
             info, plan = probe(path), plan_clip(SEED, label, group, clip)
             assert info.codec == "h264" and info.width % 2 == 0 and info.height % 2 == 0
-            assert 128 <= info.width <= 320 and min(abs(info.width / info.height - r) for r in (4 / 3, 16 / 9)) < 0.05
+            assert (
+                128 <= info.width <= 320
+                and min(abs(info.width / info.height - r) for r in (4 / 3, 16 / 9)) < 0.05
+            )
             assert 12 <= info.fps <= 30 and 2 - 1 / info.fps <= info.duration <= 6 + 1 / info.fps
             camera = plan.scene.camera
             assert (info.width, info.height, info.frames) == (camera.width, camera.height, plan.scene.frames)
     # The decoded pixels are the rendered ones, up to H.264 loss.
     plan = plan_clip(SEED, 0, 1, 1)
-    decoded = read_frames(out / "clips" / plan.relative_path, list(range(plan.scene.frames))).astype(np.float64)
+    decoded = read_frames(out / "clips" / plan.relative_path, list(range(plan.scene.frames))).astype(
+        np.float64
+    )
     mse = np.mean((decoded - render_array(plan.scene)) ** 2)
     assert 10 * math.log10(255**2 / mse) > 30
 
@@ -406,7 +425,7 @@ def test_untrimmed_segments(dataset):
         assert 20 <= info.duration <= 40
         spans.sort()
         for start, end in spans:
-            assert 0 < start and 2 - 1e-6 <= end - start <= 6 + 1 / info.fps and end <= info.duration
+            assert start > 0 and 2 - 1e-6 <= end - start <= 6 + 1 / info.fps and end <= info.duration
             # Boundaries fall on frames.
             assert start * info.fps == pytest.approx(round(start * info.fps), abs=1e-3)
         for (_, end), (start, _) in zip(spans, spans[1:]):
@@ -438,11 +457,20 @@ def test_resume_rewrites_only_what_is_missing(dataset):
     victim = out / "clips" / "Orbit" / "Orbit_g02_c01.mp4"
     original = victim.read_bytes()
     victim.unlink()
-    summary = synthesize(out, num_videos=PER_CLASS * len(CLASSES), seed=SEED, workers=1, num_untrimmed=1, progress=False)
+    summary = synthesize(
+        out, num_videos=PER_CLASS * len(CLASSES), seed=SEED, workers=1, num_untrimmed=1, progress=False
+    )
     assert (summary.rendered, summary.skipped) == (1, PER_CLASS * len(CLASSES))  # 1 untrimmed kept too
     assert victim.read_bytes() == original
     with pytest.raises(BadArgumentError, match="synth.json"):
-        synthesize(out, num_videos=PER_CLASS * len(CLASSES), seed=SEED + 1, workers=1, num_untrimmed=1, progress=False)
+        synthesize(
+            out,
+            num_videos=PER_CLASS * len(CLASSES),
+            seed=SEED + 1,
+            workers=1,
+            num_untrimmed=1,
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize(

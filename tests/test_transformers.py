@@ -74,7 +74,13 @@ def test_patch_size_and_tubelet_options():
     assert model.pos_embed.shape == (1, 1 + 24, TINY_DIM) and model.time_embed.shape == (1, 2, TINY_DIM)
     # (1, 16, 16) tubelets are per-frame patches: 4 frames x 4 patches.
     frames = create_model(
-        "vivit", 3, variant="factorised_self_attention", size="tiny", tubelet=(1, 16, 16), num_frames=4, frame_size=32
+        "vivit",
+        3,
+        variant="factorised_self_attention",
+        size="tiny",
+        tubelet=(1, 16, 16),
+        num_frames=4,
+        frame_size=32,
     )
     assert frames.pos_embed.shape == (1, 16, TINY_DIM)
     assert frames(torch.randn(1, 3, 4, 32, 32)).shape == (1, 3)
@@ -357,7 +363,9 @@ def test_a_gradient_step_reaches_and_changes_every_parameter(key):
     before = copy.deepcopy(model.state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     nn.functional.cross_entropy(model(torch.randn(2, 3, 2, 32, 32)), torch.tensor([0, 1])).backward()
-    without_gradient = [k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    without_gradient = [
+        k for k, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not without_gradient
     optimizer.step()
     assert not [k for k, p in model.named_parameters() if torch.equal(p, before[k])]

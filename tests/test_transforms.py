@@ -223,7 +223,11 @@ def test_to_float_cthw_extremes():
     black = tf.to_float_cthw(torch.zeros((1, 1, 1, 3), dtype=torch.uint8))
     white = tf.to_float_cthw(torch.full((1, 1, 1, 3), 255, dtype=torch.uint8))
     assert black[0].item() == pytest.approx(-0.43216 / 0.22803, abs=1e-5) == pytest.approx(-1.89519, abs=1e-4)
-    assert white[0].item() == pytest.approx((1 - 0.43216) / 0.22803, abs=1e-5) == pytest.approx(2.49019, abs=1e-4)
+    assert (
+        white[0].item()
+        == pytest.approx((1 - 0.43216) / 0.22803, abs=1e-5)
+        == pytest.approx(2.49019, abs=1e-4)
+    )
 
 
 def test_to_float_cthw_layout():
@@ -241,7 +245,9 @@ def test_uint8_clips_normalised_as_a_batch_equal_clips_normalised_one_by_one():
     generator = torch.Generator().manual_seed(0)
     clips = [torch.randint(0, 256, (4, 6, 5, 3), dtype=torch.uint8, generator=generator) for _ in range(3)]
     compact = torch.stack([tf.to_uint8_cthw(clip) for clip in clips])
-    assert compact.dtype == torch.uint8 and tuple(compact.shape) == (3, 3, 4, 6, 5) and compact.is_contiguous()
+    assert (
+        compact.dtype == torch.uint8 and tuple(compact.shape) == (3, 3, 4, 6, 5) and compact.is_contiguous()
+    )
     assert torch.equal(tf.normalize_clips(compact), torch.stack([tf.to_float_cthw(clip) for clip in clips]))
     assert torch.equal(tf.normalize_clips(compact[1], **IDENTITY), tf.to_float_cthw(clips[1], **IDENTITY))
     with pytest.raises(BadArgumentError, match="uint8"):

@@ -55,8 +55,12 @@ def test_masks_are_reproducible_from_a_generator():
 def test_the_encoder_sees_only_the_visible_tokens():
     model = tiny_mae()
     seen = {}
-    model.encoder.blocks[0].register_forward_pre_hook(lambda _m, args: seen.__setitem__("encoder", args[0].shape))
-    model.decoder_blocks[0].register_forward_pre_hook(lambda _m, args: seen.__setitem__("decoder", args[0].shape))
+    model.encoder.blocks[0].register_forward_pre_hook(
+        lambda _m, args: seen.__setitem__("encoder", args[0].shape)
+    )
+    model.decoder_blocks[0].register_forward_pre_hook(
+        lambda _m, args: seen.__setitem__("decoder", args[0].shape)
+    )
     loss, prediction, mask = model(clips())
     # N_visible = N (1 - ratio) = 32 * 0.25 = 8 of width 192; the decoder gets all 32 tokens, 96 wide.
     assert seen["encoder"] == (2, 8, 192)

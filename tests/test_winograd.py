@@ -51,7 +51,13 @@ def test_conv3d_equals_pytorch(shape, dtype):
     got = winograd.conv3d(x, winograd.transform_weight(w), bias)
     assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last_3d)
     assert (got - expected).abs().max() <= tolerance * max(1.0, expected.abs().max().item())
-    fused = winograd.conv3d(x.contiguous(memory_format=torch.channels_last_3d), winograd.transform_weight(w), bias, residual, relu=True)
+    fused = winograd.conv3d(
+        x.contiguous(memory_format=torch.channels_last_3d),
+        winograd.transform_weight(w),
+        bias,
+        residual,
+        relu=True,
+    )
     expected_fused = torch.relu(expected + residual)
     assert (fused - expected_fused).abs().max() <= tolerance * max(1.0, expected_fused.abs().max().item())
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 # Read once at import: the only way to read the umask is to set it, which would race with threads.
 _UMASK = os.umask(0)

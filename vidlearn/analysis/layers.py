@@ -30,7 +30,6 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 FLOPS_PER_MULTIPLY_ADD = 2
 
 
-
 def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
@@ -83,7 +82,9 @@ class _Recorder:
 
     def before(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         first = first_tensor(args)
-        self.stack.append(_Frame(self.counter.get_total_flops(), None if first is None else tuple(first.shape)))
+        self.stack.append(
+            _Frame(self.counter.get_total_flops(), None if first is None else tuple(first.shape))
+        )
 
     def after(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         frame = self.stack.pop()

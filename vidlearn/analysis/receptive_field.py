@@ -88,7 +88,9 @@ def _window_average(input, kernel, stride, padding, dilation) -> torch.Tensor:
         return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1](input, kernel, stride, padding)
     conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
     channels = input.shape[1]
-    window = torch.full((channels, 1, *kernel), 1.0 / math.prod(kernel), dtype=input.dtype, device=input.device)
+    window = torch.full(
+        (channels, 1, *kernel), 1.0 / math.prod(kernel), dtype=input.dtype, device=input.device
+    )
     return conv(input, window, None, stride, padding, dilation, channels)
 
 
@@ -96,10 +98,14 @@ def _all_ones(value: int | Sequence[int], dims: int) -> bool:
     return all(v == 1 for v in ((value,) * dims if isinstance(value, int) else value))
 
 
-def _uniform_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
+def _uniform_attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs
+):
     """Every query attends to every key with equal weight: the support of softmax attention, in linear time."""
     # An additive float bias with finite values (relative positions, MViT) blocks nothing.
-    blocking_mask = attn_mask is not None and (attn_mask.dtype == torch.bool or not bool(torch.isfinite(attn_mask).all()))
+    blocking_mask = attn_mask is not None and (
+        attn_mask.dtype == torch.bool or not bool(torch.isfinite(attn_mask).all())
+    )
     if blocking_mask or is_causal or kwargs.get("enable_gqa", False):
         # A mask decides who sees whom, and grouped heads change shapes: run the real thing.
         return F.scaled_dot_product_attention(
@@ -384,7 +390,9 @@ def _widths_on_larger_clips(
         if not pending:
             break
         size *= 2
-        larger = prober.run(clip_shape[: 1 + axis] + (size,) + clip_shape[2 + axis :], pending, allow_failure=True)
+        larger = prober.run(
+            clip_shape[: 1 + axis] + (size,) + clip_shape[2 + axis :], pending, allow_failure=True
+        )
         still_pending = []
         for key in pending:
             output = larger.output_shape(key)

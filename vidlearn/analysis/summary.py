@@ -140,7 +140,9 @@ def parse_input_shape(text: str) -> tuple[int, int, int, int]:
 def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int, int]:
     shape = tuple(input_shape)
     if len(shape) != 4 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise BadArgumentError(f"input shape must be four positive integers (C, T, H, W), got {input_shape!r}")
+        raise BadArgumentError(
+            f"input shape must be four positive integers (C, T, H, W), got {input_shape!r}"
+        )
     return shape
 
 
@@ -168,7 +170,9 @@ def _trace_on_meta(model: nn.Module, batch_shape: tuple[int, ...]) -> ModelTrace
     memo = {}
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         meta = torch.empty_like(tensor, device="meta")
-        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+        memo[id(tensor)] = (
+            nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+        )
     meta_model = copy.deepcopy(model, memo).eval()
     return trace_layers(meta_model, torch.zeros(batch_shape, device="meta"))
 

@@ -12,10 +12,22 @@ FORMATS = ("folder", "ucf101", "hmdb51", "kinetics", "ssv2", "csv", "synthaction
 
 
 def register(subparsers) -> None:
-    s = subparsers.add_parser("synth", help="render the built-in SynthActions dataset (real mp4 files + UCF101-style splits)")
+    s = subparsers.add_parser(
+        "synth", help="render the built-in SynthActions dataset (real mp4 files + UCF101-style splits)"
+    )
     s.add_argument("--out", type=Path, required=True, metavar="DIR")
-    s.add_argument("--videos", type=int, default=None, help="trimmed clips in all (default: the library's demo size; rounded up to a multiple of the class count)")
-    s.add_argument("--untrimmed", type=int, default=None, help="long videos with segment annotations (default: the library's)")
+    s.add_argument(
+        "--videos",
+        type=int,
+        default=None,
+        help="trimmed clips in all (default: the library's demo size; rounded up to a multiple of the class count)",
+    )
+    s.add_argument(
+        "--untrimmed",
+        type=int,
+        default=None,
+        help="long videos with segment annotations (default: the library's)",
+    )
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same videos, byte for byte")
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     s.add_argument(
@@ -60,20 +72,34 @@ def run_data(args: argparse.Namespace) -> int:
     from vidlearn.data.formats import load_dataset
     from vidlearn.viz.console import console, table
 
-    index = load_dataset(args.path, format=args.format, split=args.split, subset=args.subset, min_frames=args.min_frames)
+    index = load_dataset(
+        args.path, format=args.format, split=args.split, subset=args.subset, min_frames=args.min_frames
+    )
     if args.json:
-        print(json.dumps({
-            "format": index.source.format,
-            "root": index.source.root,
-            "class_names": index.class_names,
-            "entries": [dataclasses.asdict(entry) for entry in index.entries],
-            "skipped": [{"path": p, "reason": r} for p, r in index.skipped],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "format": index.source.format,
+                    "root": index.source.root,
+                    "class_names": index.class_names,
+                    "entries": [dataclasses.asdict(entry) for entry in index.entries],
+                    "skipped": [{"path": p, "reason": r} for p, r in index.skipped],
+                },
+                indent=2,
+            )
+        )
         return 0
     out = console()
-    out.print(f"[bold]{index.source.format}[/bold] dataset at {index.source.root}: {len(index)} videos, {len(index.class_names)} classes, {len(index.skipped)} skipped")
+    out.print(
+        f"[bold]{index.source.format}[/bold] dataset at {index.source.root}: {len(index)} videos, {len(index.class_names)} classes, {len(index.skipped)} skipped"
+    )
     counts = index.class_counts()
-    out.print(table(("label", "class", "videos"), [(i, name, counts.get(name, 0)) for i, name in enumerate(index.class_names)]))
+    out.print(
+        table(
+            ("label", "class", "videos"),
+            [(i, name, counts.get(name, 0)) for i, name in enumerate(index.class_names)],
+        )
+    )
     if index.skipped:
         out.print(index.skipped_table())
     return 0

@@ -19,21 +19,38 @@ def register(subparsers) -> None:
     m = subparsers.add_parser("models", help="list the registered models with their default inputs")
     m.set_defaults(func=run_models)
 
-    s = subparsers.add_parser("summary", help="per-layer output size, receptive field, parameters and FLOPs of a model")
+    s = subparsers.add_parser(
+        "summary", help="per-layer output size, receptive field, parameters and FLOPs of a model"
+    )
     s.add_argument("model", metavar="MODEL")
-    s.add_argument("--input", type=parse_input_shape, metavar="CxTxHxW", help="clip shape, e.g. 3x16x112x112 (default: the model's own)")
+    s.add_argument(
+        "--input",
+        type=parse_input_shape,
+        metavar="CxTxHxW",
+        help="clip shape, e.g. 3x16x112x112 (default: the model's own)",
+    )
     s.add_argument("--num-classes", type=int, default=400)
-    s.add_argument("--no-receptive-fields", action="store_true", help="skip measuring receptive fields (faster)")
+    s.add_argument(
+        "--no-receptive-fields", action="store_true", help="skip measuring receptive fields (faster)"
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=run_summary)
 
-    e = subparsers.add_parser("export", help="export a trained checkpoint (or a fresh registered model) to ONNX, TorchScript or torch.export")
+    e = subparsers.add_parser(
+        "export",
+        help="export a trained checkpoint (or a fresh registered model) to ONNX, TorchScript or torch.export",
+    )
     source = e.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a .safetensors checkpoint or run folder")
     source.add_argument("--model", help="a registered model name (untrained weights)")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
     e.add_argument("--out", type=Path, required=True, metavar="FILE")
-    e.add_argument("--input", type=parse_input_shape, metavar="CxTxHxW", help="clip shape to trace with (default: the checkpoint's or model's)")
+    e.add_argument(
+        "--input",
+        type=parse_input_shape,
+        metavar="CxTxHxW",
+        help="clip shape to trace with (default: the checkpoint's or model's)",
+    )
     e.add_argument("--num-classes", type=int, default=400, help="with --model")
     e.set_defaults(func=run_export)
 
@@ -60,7 +77,9 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
-        console().print(summary.format_table(title=f"{args.model}, input {'x'.join(map(str, shape))} (C x T x H x W)"))
+        console().print(
+            summary.format_table(title=f"{args.model}, input {'x'.join(map(str, shape))} (C x T x H x W)")
+        )
     return 0
 
 

@@ -11,7 +11,9 @@ from vidlearn.errors import BadArgumentError, VidlearnError
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("probe", help="facts about video files (frames, fps, size, codec, rotation, audio)")
+    p = subparsers.add_parser(
+        "probe", help="facts about video files (frames, fps, size, codec, rotation, audio)"
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     p.set_defaults(func=run_probe)
@@ -52,7 +54,18 @@ def run_probe(args: argparse.Namespace) -> int:
             table(
                 PROBE_COLUMNS,
                 [
-                    (Path(i.path).name, i.container, i.codec, f"{i.width}x{i.height}", i.sar, f"{i.fps:.3f}", i.frames, f"{i.duration:.2f}", i.rotation, "yes" if i.has_audio else "no")
+                    (
+                        Path(i.path).name,
+                        i.container,
+                        i.codec,
+                        f"{i.width}x{i.height}",
+                        i.sar,
+                        f"{i.fps:.3f}",
+                        i.frames,
+                        f"{i.duration:.2f}",
+                        i.rotation,
+                        "yes" if i.has_audio else "no",
+                    )
                     for i in rows
                 ],
                 title="W x H after rotation; frames counted by decoding where headers cannot be trusted; rot = degrees counter-clockwise",
@@ -65,7 +78,9 @@ def parse_indices(text: str) -> list[int]:
     try:
         indices = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise BadArgumentError(f"--at takes comma-separated frame indices like 0,17,250, got {text!r}") from None
+        raise BadArgumentError(
+            f"--at takes comma-separated frame indices like 0,17,250, got {text!r}"
+        ) from None
     if not indices:
         raise BadArgumentError("--at names no frame")
     return indices

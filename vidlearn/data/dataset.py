@@ -50,7 +50,16 @@ class ClipDataset(Dataset):
     RGB clips stay uint8 until :meth:`model_input`.
     """
 
-    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), prepared: PreparedStore | None = None, normalize: bool = True):
+    def __init__(
+        self,
+        index: VideoIndex,
+        spec: ClipSpec,
+        train: bool,
+        seed: int = 0,
+        normalization: Normalization = Normalization(),
+        prepared: PreparedStore | None = None,
+        normalize: bool = True,
+    ):
         if len(index) == 0:
             raise VideoReadError(index.source.root, "the dataset has no usable videos")
         if prepared is not None and prepared.settings.short_side != spec.short_side:
@@ -132,7 +141,9 @@ class ClipDataset(Dataset):
     # The two hooks below turn one sampled clip into tensors; other input kinds (optical flow,
     # see vidlearn.motion.dataset) override them and keep the sampling above.
 
-    def train_tensor(self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
+    def train_tensor(
+        self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator
+    ) -> torch.Tensor:
         """The training tensor ``C x T x H x W`` of one clip (``first``: the segment's first frame)."""
         mean, std = self.normalization.mean, self.normalization.std
         return train_views(read_clip(video, clip, first), self.spec, rng, mean, std, self.normalize)
@@ -171,7 +182,15 @@ class EpochSampler(Sampler):
     ``skip`` drops the first keys of the epoch (set when resuming in the middle of an epoch).
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, num_replicas: int = 1, drop_last: bool = False):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        num_replicas: int = 1,
+        drop_last: bool = False,
+    ):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.num_replicas, self.drop_last = rank, num_replicas, drop_last
         self.epoch = 0
@@ -188,7 +207,9 @@ class EpochSampler(Sampler):
     def __iter__(self):
         order = self._order()
         if self.shuffle and self.num_replicas > 1:
-            per_rank = len(order) // self.num_replicas if self.drop_last else -(-len(order) // self.num_replicas)
+            per_rank = (
+                len(order) // self.num_replicas if self.drop_last else -(-len(order) // self.num_replicas)
+            )
             order = np.resize(order, per_rank * self.num_replicas)  # wrap so every rank gets the same count
         for position in order[self.rank :: self.num_replicas][self.skip :]:
             yield self.epoch, int(position)
@@ -210,7 +231,9 @@ def _quiet_worker(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_loader(dataset: ClipDataset, batch_size: int, sampler: EpochSampler, workers: int | None = None) -> DataLoader:
+def make_loader(
+    dataset: ClipDataset, batch_size: int, sampler: EpochSampler, workers: int | None = None
+) -> DataLoader:
     """A DataLoader that keeps the cores busy decoding while the model computes.
 
     Default ``workers``: one per core when items are decoded; none (items loaded in the training

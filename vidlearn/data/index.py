@@ -149,9 +149,7 @@ def scan(
     records = _read_cache(path_of_cache) if path_of_cache else {}
 
     stale = [
-        path
-        for path in videos
-        if stamps[path] is not None and _stamp_of(records.get(path)) != stamps[path]
+        path for path in videos if stamps[path] is not None and _stamp_of(records.get(path)) != stamps[path]
     ]
     fresh = _probe_all(stale, stamps, workers, progress)
     records.update(fresh)
@@ -171,7 +169,10 @@ def scan(
         if entry.start is not None and entry.start >= record["duration"]:
             # A segment past the end of its file would give empty clips later on.
             skipped.append(
-                (entry.path, f"segment starts at {entry.start:g} s, after the video's end ({record['duration']:g} s)")
+                (
+                    entry.path,
+                    f"segment starts at {entry.start:g} s, after the video's end ({record['duration']:g} s)",
+                )
             )
             continue
         entries.append(replace(entry, frames=record["frames"], fps=record["fps"]))
@@ -200,7 +201,14 @@ def _probe_all(
 
     def probe_record(path: str) -> dict:
         size, mtime_ns = stamps[path]
-        record = {"size": size, "mtime_ns": mtime_ns, "frames": None, "fps": None, "duration": None, "error": None}
+        record = {
+            "size": size,
+            "mtime_ns": mtime_ns,
+            "frames": None,
+            "fps": None,
+            "duration": None,
+            "error": None,
+        }
         try:
             info = probe(path)
         except VideoReadError as error:

@@ -29,15 +29,24 @@ import dataclasses
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from vidlearn.data.index import _file_stamp
-from vidlearn.data.stores import JobReport, dataset_cache_folder, open_or_create, pending, read_manifest, run_jobs, shard_of, store_path
+from vidlearn.data.stores import (
+    JobReport,
+    dataset_cache_folder,
+    open_or_create,
+    pending,
+    read_manifest,
+    run_jobs,
+    shard_of,
+    store_path,
+)
 from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.files import atomic_path, write_text_atomic
 from vidlearn.io import VideoInfo, VideoReader, check_frame_indices, open_video
@@ -60,10 +69,14 @@ class PreparedSettings:
 
     def __post_init__(self) -> None:
         if self.short_side < 8:
-            raise BadArgumentError(f"prepared frames need a short side of at least 8 pixels, got {self.short_side}")
+            raise BadArgumentError(
+                f"prepared frames need a short side of at least 8 pixels, got {self.short_side}"
+            )
 
 
-def default_prepared_folder(dataset_root: str | Path, settings: PreparedSettings = PreparedSettings()) -> Path:
+def default_prepared_folder(
+    dataset_root: str | Path, settings: PreparedSettings = PreparedSettings()
+) -> Path:
     """``$VIDLEARN_CACHE/prepared/<dataset name>-<hash of its path>/s<short side>`` (the cache
     default is ``~/.cache/vidlearn``): where ``vidlearn prepare`` writes and training looks."""
     return dataset_cache_folder("prepared", dataset_root) / f"s{settings.short_side}"
@@ -82,7 +95,7 @@ class PreparedVideo:
         self._frames = frames  # memory-mapped F x H x W x 3: indexing reads only those frames
         self._times = times
 
-    def __enter__(self) -> "PreparedVideo":
+    def __enter__(self) -> PreparedVideo:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -128,7 +141,9 @@ class PreparedStore:
     def __init__(self, folder: str | Path, dataset_root: str | Path):
         self.folder = Path(folder)
         self.dataset_root = Path(dataset_root).absolute()
-        self.settings = read_manifest(self.folder, MANIFEST, PreparedSettings, "prepared-data store", "vidlearn prepare")
+        self.settings = read_manifest(
+            self.folder, MANIFEST, PreparedSettings, "prepared-data store", "vidlearn prepare"
+        )
         self._opened: OrderedDict[str, _Opened] = OrderedDict()
 
     def __getstate__(self) -> dict:
@@ -165,7 +180,7 @@ class PreparedStore:
             opened = self._load(video)
         return PreparedVideo(str(video), opened.frames, opened.info, opened.times)
 
-    def _cached(self, video: str | Path) -> "_Opened | None":
+    def _cached(self, video: str | Path) -> _Opened | None:
         """The opened video if its source and array are unchanged since it was opened."""
         opened = self._opened.get(str(video))
         if opened is None or opened.stamps != (_file_stamp(str(video)), _file_stamp(opened.array)):
@@ -173,20 +188,30 @@ class PreparedStore:
         self._opened.move_to_end(str(video))
         return opened
 
-    def _load(self, video: str | Path) -> "_Opened":
+    def _load(self, video: str | Path) -> _Opened:
         path = self.array_path(video)
         stamps = _file_stamp(str(video)), _file_stamp(str(path))
         sidecar = self._fresh_sidecar(video)
         if sidecar is None:
-            raise VideoReadError(video, f"not prepared in {self.folder}, or changed since; run `vidlearn prepare`")
+            raise VideoReadError(
+                video, f"not prepared in {self.folder}, or changed since; run `vidlearn prepare`"
+            )
         try:
             frames = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise VideoReadError(path, f"unreadable prepared frames, truncated or corrupt ({exc}); delete it and run `vidlearn prepare` again") from exc
+            raise VideoReadError(
+                path,
+                f"unreadable prepared frames, truncated or corrupt ({exc}); delete it and run `vidlearn prepare` again",
+            ) from exc
         if frames.dtype != np.uint8 or list(frames.shape) != sidecar["shape"]:
-            raise VideoReadError(path, f"holds {frames.dtype} {list(frames.shape)}, its sidecar says uint8 {sidecar['shape']} (overwritten); delete it and run `vidlearn prepare` again")
+            raise VideoReadError(
+                path,
+                f"holds {frames.dtype} {list(frames.shape)}, its sidecar says uint8 {sidecar['shape']} (overwritten); delete it and run `vidlearn prepare` again",
+            )
         info = dataclasses.replace(VideoInfo(**sidecar["info"]), path=str(video))
-        opened = _Opened(stamps, str(path), frames, info, np.asarray(sidecar["frame_times"], dtype=np.float64))
+        opened = _Opened(
+            stamps, str(path), frames, info, np.asarray(sidecar["frame_times"], dtype=np.float64)
+        )
         self._opened[str(video)] = opened
         if len(self._opened) > OPEN_CACHE:
             self._opened.popitem(last=False)
@@ -195,7 +220,9 @@ class PreparedStore:
     def disk_cost(self, videos: Iterable[str]) -> tuple[int, int]:
         """(bytes of prepared arrays, bytes of their original files) over the prepared ones of ``videos``."""
         prepared = [video for video in videos if self.has(video)]
-        return sum(self.array_path(v).stat().st_size for v in prepared), sum(Path(v).stat().st_size for v in prepared)
+        return sum(self.array_path(v).stat().st_size for v in prepared), sum(
+            Path(v).stat().st_size for v in prepared
+        )
 
     def verify(self, progress: bool = True) -> list[tuple[str, str]]:
         """``(video, problem)`` for every prepared video whose array is missing, truncated or not the
@@ -227,7 +254,10 @@ class PreparedStore:
     def _fresh_sidecar(self, video: str | Path) -> dict | None:
         """The video's sidecar if it names the source file's current size and modification time, else None."""
         sidecar = _read_sidecar(self.sidecar_path(video))
-        if sidecar is None or _file_stamp(str(video)) != (sidecar["source"]["size"], sidecar["source"]["mtime_ns"]):
+        if sidecar is None or _file_stamp(str(video)) != (
+            sidecar["source"]["size"],
+            sidecar["source"]["mtime_ns"],
+        ):
             return None
         return sidecar
 
@@ -296,7 +326,9 @@ def _prepare_one(task: tuple[str, str, str, int]) -> int:
     """Decode one video into its array, then write its sidecar; returns the bytes written."""
     video, array_path, sidecar_path, short_side = task
     with open_video(video, size=short_side, threads=1) as reader:
-        stamp = _file_stamp(video)  # taken before decoding: a file changed meanwhile is prepared again next run
+        stamp = _file_stamp(
+            video
+        )  # taken before decoding: a file changed meanwhile is prepared again next run
         if stamp is None:
             raise VideoReadError(video, "the file disappeared while being prepared")
         shape = (reader.info.frames, *reader.frame_shape)
@@ -324,7 +356,9 @@ def _write_frames(reader: VideoReader, path: str, shape: tuple[int, int, int, in
     for start, block in reader.iter_chunks(CHUNK):
         decoded = start + len(block)
         if decoded > len(out):
-            raise VideoReadError(reader.path, f"decodes more frames than the {len(out)} it was counted to have")
+            raise VideoReadError(
+                reader.path, f"decodes more frames than the {len(out)} it was counted to have"
+            )
         out[start:decoded] = block
     if decoded != len(out):
         raise VideoReadError(reader.path, f"decoded {decoded} frames, expected {len(out)}")

@@ -50,7 +50,9 @@ def _require_int(name: str, value: object, minimum: int) -> int:
 
 
 def _require_positive(name: str, value: object) -> float:
-    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
     if not is_number or not math.isfinite(value) or value <= 0:
         raise BadArgumentError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
@@ -154,10 +156,14 @@ class Clip:
     def __post_init__(self) -> None:
         indices = np.array(self.indices, dtype=np.int64)
         pad_mask = (
-            np.zeros(indices.shape, dtype=bool) if self.pad_mask is None else np.array(self.pad_mask, dtype=bool)
+            np.zeros(indices.shape, dtype=bool)
+            if self.pad_mask is None
+            else np.array(self.pad_mask, dtype=bool)
         )
         if pad_mask.shape != indices.shape:
-            raise BadArgumentError(f"pad_mask shape {pad_mask.shape} differs from indices shape {indices.shape}")
+            raise BadArgumentError(
+                f"pad_mask shape {pad_mask.shape} differs from indices shape {indices.shape}"
+            )
         indices.setflags(write=False)
         pad_mask.setflags(write=False)
         object.__setattr__(self, "indices", indices)

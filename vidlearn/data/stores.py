@@ -59,7 +59,9 @@ def read_manifest(folder: Path, name: str, kind: type[Settings], what: str, comm
         raise BadArgumentError(f"{manifest}: unreadable {what} manifest ({exc})") from exc
     current = kind().version  # the default version is the one this code writes and reads
     if settings.version != current:
-        raise BadArgumentError(f"{manifest}: {what} version {settings.version}, this vidlearn reads {current}; make it again with `{command}`")
+        raise BadArgumentError(
+            f"{manifest}: {what} version {settings.version}, this vidlearn reads {current}; make it again with `{command}`"
+        )
     return settings
 
 
@@ -75,7 +77,9 @@ def open_or_create(folder: Path, name: str, settings: Any, opened: Callable[[], 
         write_text_atomic(manifest, json.dumps(asdict(settings), indent=2) + "\n")
     store = opened()
     if store.settings != settings:
-        raise BadArgumentError(f"{folder} was made with {asdict(store.settings)}; asked for {asdict(settings)}: use another --out")
+        raise BadArgumentError(
+            f"{folder} was made with {asdict(store.settings)}; asked for {asdict(settings)}: use another --out"
+        )
     return store
 
 
@@ -103,7 +107,9 @@ class JobReport:
         return "".join(f"\n  failed: {path}: {reason}" for path, reason in self.failed)
 
 
-def pending(videos: Iterable[str], shard: tuple[int, int], is_done: Callable[[str], bool], report: JobReport) -> list[str]:
+def pending(
+    videos: Iterable[str], shard: tuple[int, int], is_done: Callable[[str], bool], report: JobReport
+) -> list[str]:
     """The videos of the shard still to do; those already done are counted in ``report``."""
     todo = []
     for video in shard_of(videos, shard):
@@ -114,7 +120,14 @@ def pending(videos: Iterable[str], shard: tuple[int, int], is_done: Callable[[st
     return todo
 
 
-def run_jobs(work: Work, tasks: list[tuple[str, Any]], report: JobReport, description: str, workers: int | None = None, progress: bool = True) -> None:
+def run_jobs(
+    work: Work,
+    tasks: list[tuple[str, Any]],
+    report: JobReport,
+    description: str,
+    workers: int | None = None,
+    progress: bool = True,
+) -> None:
     """Run ``work(task)`` for each ``(video, task)`` on ``workers`` processes (default: one per core)
     and tally the outcomes in ``report``. ``work`` must be a module-level function (it is pickled);
     a video whose work raises a ``VidlearnError`` is listed as failed and the run goes on."""
@@ -137,7 +150,9 @@ def _attempt(job: tuple[Work, str, Any]) -> tuple[str, str | None, int]:
         return video, str(exc), 0
 
 
-def _collect(results: Iterable[tuple[str, str | None, int]], report: JobReport, advance: Callable[..., None]) -> None:
+def _collect(
+    results: Iterable[tuple[str, str | None, int]], report: JobReport, advance: Callable[..., None]
+) -> None:
     for video, error, size in results:
         if error is None:
             report.done += 1

@@ -46,7 +46,9 @@ def as_frames(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 def _pair(size: Size) -> tuple[int, int]:
     pair = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in pair):
+    if len(pair) != 2 or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in pair
+    ):
         raise BadArgumentError(f"size must be a positive int or a (height, width) pair, got {size!r}")
     return int(pair[0]), int(pair[1])
 
@@ -104,7 +106,9 @@ def _crop_shape(frames: torch.Tensor, size: Size) -> tuple[int, int]:
     return shape
 
 
-def random_crop_origin(height: int, width: int, shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+def random_crop_origin(
+    height: int, width: int, shape: tuple[int, int], rng: np.random.Generator
+) -> tuple[int, int]:
     """(top, left) of a ``shape`` crop drawn uniformly over all positions where it fits."""
     top = int(rng.integers(0, height - shape[0] + 1))
     left = int(rng.integers(0, width - shape[1] + 1))
@@ -200,7 +204,9 @@ def normalize_clips(
     """uint8 ``... x C x T x H x W`` (one clip or a batch, on any device) -> float32,
     ``(x / 255 - mean) / std``. ``mean`` and ``std`` are per RGB channel on the [0, 1] scale."""
     if clips.dtype != torch.uint8 or clips.ndim < 4 or clips.shape[-4] != 3:
-        raise BadArgumentError(f"clips must be uint8 ... x 3 x T x H x W, got {clips.dtype} of shape {tuple(clips.shape)}")
+        raise BadArgumentError(
+            f"clips must be uint8 ... x 3 x T x H x W, got {clips.dtype} of shape {tuple(clips.shape)}"
+        )
     std_column = _channel_column(std, "std")
     if (std_column <= 0).any():
         raise BadArgumentError(f"std must be positive, got {std!r}")
@@ -254,7 +260,9 @@ def test_views(
     return [_model_layout(crop, mean, std, normalize) for crop in crops]
 
 
-def _model_layout(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], normalize: bool) -> torch.Tensor:
+def _model_layout(
+    frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], normalize: bool
+) -> torch.Tensor:
     return to_float_cthw(frames, mean, std) if normalize else to_uint8_cthw(frames)
 
 

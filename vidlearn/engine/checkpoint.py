@@ -73,18 +73,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         with safe_open(str(path), framework="pt", device=str(map_location)) as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
     if RECORD_KEY not in metadata:
-        raise CheckpointError(f"{path}: a safetensors file without a vidlearn record (not written by vidlearn)")
+        raise CheckpointError(
+            f"{path}: a safetensors file without a vidlearn record (not written by vidlearn)"
+        )
     record = json.loads(metadata[RECORD_KEY])
     optimizer_json = record.pop("optimizer_state", None)
     groups = {"model": {}, "optimizer": {}, "rng": {}}
     for key, value in tensors.items():
         group, _, name = key.partition(".")
         groups[group][name] = value
-    optimizer = _join_optimizer_state(groups["optimizer"], optimizer_json) if optimizer_json is not None else None
+    optimizer = (
+        _join_optimizer_state(groups["optimizer"], optimizer_json) if optimizer_json is not None else None
+    )
     return Checkpoint(record=record, model=groups["model"], optimizer=optimizer, rng=groups["rng"])
 
 

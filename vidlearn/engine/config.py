@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.errors import BadArgumentError
-from vidlearn.motion.flow import DEFAULT_METHOD, METHODS as FLOW_METHODS
+from vidlearn.motion.flow import DEFAULT_METHOD
+from vidlearn.motion.flow import METHODS as FLOW_METHODS
 
 
 @dataclass
@@ -85,7 +87,16 @@ class TrainConfig:
     label_fraction: float = 1.0
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "grad_accum", "num_frames", "size", "short_side", "test_clips", "eval_every")
+        positive = (
+            "epochs",
+            "batch_size",
+            "grad_accum",
+            "num_frames",
+            "size",
+            "short_side",
+            "test_clips",
+            "eval_every",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise BadArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -93,20 +104,32 @@ class TrainConfig:
             raise BadArgumentError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
             raise BadArgumentError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.best_metric not in ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy"):
-            raise BadArgumentError(f"best_metric must be clip_top1, clip_top5, video_top1, video_top5 or mean_class_accuracy, got {self.best_metric!r}")
+        if self.best_metric not in (
+            "clip_top1",
+            "clip_top5",
+            "video_top1",
+            "video_top5",
+            "mean_class_accuracy",
+        ):
+            raise BadArgumentError(
+                f"best_metric must be clip_top1, clip_top5, video_top1, video_top5 or mean_class_accuracy, got {self.best_metric!r}"
+            )
         if self.aggregation not in ("prob", "logit"):
             raise BadArgumentError(f"aggregation must be 'prob' or 'logit', got {self.aggregation!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise BadArgumentError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.flow_method not in FLOW_METHODS:
-            raise BadArgumentError(f"flow_method must be one of {', '.join(FLOW_METHODS)}, got {self.flow_method!r}")
+            raise BadArgumentError(
+                f"flow_method must be one of {', '.join(FLOW_METHODS)}, got {self.flow_method!r}"
+            )
         if not 0 < self.label_fraction <= 1:
             raise BadArgumentError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
         if self.input not in ("rgb", "flow", "rgb+flow"):
             raise BadArgumentError(f"input must be rgb, flow or rgb+flow, got {self.input!r}")
         if self.input != "rgb" and self.num_frames < 2:
-            raise BadArgumentError(f"input={self.input} needs num_frames >= 2 (T-1 flow fields), got {self.num_frames}")
+            raise BadArgumentError(
+                f"input={self.input} needs num_frames >= 2 (T-1 flow fields), got {self.num_frames}"
+            )
         if self.target_fps is not None:
             self.stride = None
         if isinstance(self.prepared, bool):  # YAML reads a bare off / on as a boolean
@@ -156,7 +179,9 @@ def load_settings(kind: type, path: str | Path | None = None, overrides: Sequenc
     known = {f.name for f in dataclasses.fields(kind)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise BadArgumentError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        raise BadArgumentError(
+            f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+        )
     hints = get_type_hints(kind)
     return kind(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
 

@@ -26,6 +26,7 @@ from vidlearn.errors import BadArgumentError
 from vidlearn.viz.confusion import plot_confusion
 from vidlearn.viz.report import plot_learning_curves, plot_pretraining_curve, section_slug, write_demo_report
 
+
 @dataclass(frozen=True)
 class DemoRun:
     """One row of the report: ``model`` trained with the demo's settings plus ``config`` overrides
@@ -50,8 +51,20 @@ _WHOLE_VIDEO = {"classes": LONG_RANGE_CLASSES, "sampling": "segments"}
 VIDEOMAE_SECTION = "Masked pre-training (VideoMAE) with 10% of the labels"
 
 DEMO_RUNS = (
-    *_runs("Where to fuse time", ("single_frame", {}), ("late_fusion_pool", {}), ("early_fusion", {}), ("slow_fusion", {}), ("c3d_small", {})),
-    *_runs("Two streams: appearance and motion", ("spatial_stream", {}), ("flow_stream", {"input": "flow"}), ("two_stream", {"input": "rgb+flow"})),
+    *_runs(
+        "Where to fuse time",
+        ("single_frame", {}),
+        ("late_fusion_pool", {}),
+        ("early_fusion", {}),
+        ("slow_fusion", {}),
+        ("c3d_small", {}),
+    ),
+    *_runs(
+        "Two streams: appearance and motion",
+        ("spatial_stream", {}),
+        ("flow_stream", {"input": "flow"}),
+        ("two_stream", {"input": "rgb+flow"}),
+    ),
     DemoRun("slow_fusion_2s", "slow_fusion", {"classes": LONG_RANGE_CLASSES}, "Long-range structure"),
     DemoRun("slow_fusion_whole", "slow_fusion", _WHOLE_VIDEO, "Long-range structure"),
     DemoRun("slow_fusion_nl_whole", "slow_fusion_nl", _WHOLE_VIDEO, "Long-range structure"),
@@ -73,8 +86,18 @@ DEMO_RUNS = (
     # VideoMAE pre-training on all training videos without their labels comes first (see
     # run_demo); then the same tiny ViT is fine-tuned with a tenth of the labels, from scratch and
     # from the pre-trained encoder.
-    DemoRun("vit_video_10pct_scratch", "vit_video", {"model_args": {"size": "tiny"}, "label_fraction": 0.1}, VIDEOMAE_SECTION),
-    DemoRun("vit_video_10pct_videomae", "vit_video", {"model_args": {"size": "tiny"}, "label_fraction": 0.1, "init": "videomae/encoder.safetensors"}, VIDEOMAE_SECTION),
+    DemoRun(
+        "vit_video_10pct_scratch",
+        "vit_video",
+        {"model_args": {"size": "tiny"}, "label_fraction": 0.1},
+        VIDEOMAE_SECTION,
+    ),
+    DemoRun(
+        "vit_video_10pct_videomae",
+        "vit_video",
+        {"model_args": {"size": "tiny"}, "label_fraction": 0.1, "init": "videomae/encoder.safetensors"},
+        VIDEOMAE_SECTION,
+    ),
 )
 SECTIONS = tuple(dict.fromkeys(run.section for run in DEMO_RUNS))
 DEMO_MODELS = tuple(run.name for run in DEMO_RUNS)
@@ -84,8 +107,19 @@ DEMO_MODELS = tuple(run.name for run in DEMO_RUNS)
 # single frame is enough): the two sides of the course's argument, in a set small enough to train
 # five models in minutes.
 DEMO_CLASSES = (
-    "MoveLeft", "MoveRight", "Grow", "Shrink", "RotateClockwise", "RotateAnticlockwise",
-    "Approach", "Recede", "FadeIn", "FadeOut", "Ring", "Crescent", "Hourglass",
+    "MoveLeft",
+    "MoveRight",
+    "Grow",
+    "Shrink",
+    "RotateClockwise",
+    "RotateAnticlockwise",
+    "Approach",
+    "Recede",
+    "FadeIn",
+    "FadeOut",
+    "Ring",
+    "Crescent",
+    "Hourglass",
 )
 
 
@@ -112,15 +146,21 @@ class DemoSettings:
     pretrain_epochs: int = 10
     seed: int = 0
 
-    def quick(self) -> "DemoSettings":
+    def quick(self) -> DemoSettings:
         """A minute-long smoke version (CI): few videos, one epoch, small clips."""
-        return replace(self, videos_per_class=4, epochs=1, eval_every=1, size=32, short_side=32, pretrain_epochs=1)
+        return replace(
+            self, videos_per_class=4, epochs=1, eval_every=1, size=32, short_side=32, pretrain_epochs=1
+        )
 
-    def only(self, sections: list[str]) -> "DemoSettings":
+    def only(self, sections: list[str]) -> DemoSettings:
         """The runs of the named sections (by number from 1, or by the start of their title)."""
         chosen = []
         for wanted in sections:
-            matches = [t for i, t in enumerate(SECTIONS, 1) if wanted == str(i) or t.lower().startswith(wanted.lower())]
+            matches = [
+                t
+                for i, t in enumerate(SECTIONS, 1)
+                if wanted == str(i) or t.lower().startswith(wanted.lower())
+            ]
             if not matches:
                 listing = "; ".join(f"{i}: {t}" for i, t in enumerate(SECTIONS, 1))
                 raise BadArgumentError(f"no demo section {wanted!r}; sections are {listing}")
@@ -144,7 +184,9 @@ class ModelRow:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def reversed_pair_scores(confusion: np.ndarray, class_names: list[str], pairs: list[tuple[str, str]]) -> tuple[float, float]:
+def reversed_pair_scores(
+    confusion: np.ndarray, class_names: list[str], pairs: list[tuple[str, str]]
+) -> tuple[float, float]:
     """On test videos of the time-reversed classes: video accuracy, and the fraction predicted as
     the class's time-reversed twin (the mistake a model blind to the order of frames makes)."""
     index = {name: i for i, name in enumerate(class_names)}
@@ -175,22 +217,43 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
     out = Path(out)
     started = time.perf_counter()
     data_root = out / "synthactions"
-    synth = synthesize(data_root, num_videos=settings.videos_per_class * len(CLASSES), seed=settings.seed, num_untrimmed=2, progress=progress)
+    synth = synthesize(
+        data_root,
+        num_videos=settings.videos_per_class * len(CLASSES),
+        seed=settings.seed,
+        num_untrimmed=2,
+        progress=progress,
+    )
     pairs = time_reversed_pairs(data_root)
     # Decoded once at the clips' short side: every run below then reads frames instead of decoding.
     prepared = out / f"prepared-s{settings.short_side}"
     train_index, test_index = load_splits(str(data_root), progress=False)
-    prepare_videos([e.path for e in (*train_index, *test_index)], prepared, data_root, PreparedSettings(settings.short_side), progress=progress)
+    prepare_videos(
+        [e.path for e in (*train_index, *test_index)],
+        prepared,
+        data_root,
+        PreparedSettings(settings.short_side),
+        progress=progress,
+    )
     pretraining = None
     if any(run.section == VIDEOMAE_SECTION for run in settings.runs):
         if progress:
             print("\n== pre-training VideoMAE (no labels) ==")
         pretraining = pretrain(
             PretrainConfig(
-                data=str(data_root), out=str(out / "videomae"), encoder="tiny", epochs=settings.pretrain_epochs,
-                batch_size=settings.batch_size, num_frames=settings.num_frames, target_fps=settings.target_fps,
-                size=settings.size, short_side=settings.short_side, hflip=False, seed=settings.seed,
-                picture_every=max(1, settings.pretrain_epochs // 2), prepared=str(prepared),
+                data=str(data_root),
+                out=str(out / "videomae"),
+                encoder="tiny",
+                epochs=settings.pretrain_epochs,
+                batch_size=settings.batch_size,
+                num_frames=settings.num_frames,
+                target_fps=settings.target_fps,
+                size=settings.size,
+                short_side=settings.short_side,
+                hflip=False,
+                seed=settings.seed,
+                picture_every=max(1, settings.pretrain_epochs // 2),
+                prepared=str(prepared),
             ),
             progress=progress,
         )
@@ -215,34 +278,52 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), progress:
             seed=settings.seed,
             prepared=str(prepared),
         )
-        config = TrainConfig(**{**values, **{k: (str(out / v) if k == "init" else v) for k, v in run.config.items()}})
+        config = TrainConfig(
+            **{**values, **{k: (str(out / v) if k == "init" else v) for k, v in run.config.items()}}
+        )
         if config.init and not Path(config.init).exists():
-            raise BadArgumentError(f"demo run {name} starts from {config.init}, which an earlier section writes: run that section too")
+            raise BadArgumentError(
+                f"demo run {name} starts from {config.init}, which an earlier section writes: run that section too"
+            )
         if progress:
             print(f"\n== training {name} ==")
         result = train(config)
-        record = load_checkpoint(result.last_checkpoint).record  # the final model, evaluated after the last epoch
+        record = load_checkpoint(
+            result.last_checkpoint
+        ).record  # the final model, evaluated after the last epoch
         metrics = record["metrics"]
         confusion = np.asarray(metrics["confusion"])
         class_names = record["class_names"]
-        pair_top1, pair_swapped = reversed_pair_scores(confusion, class_names, [p for p in pairs if set(p) <= set(class_names)])
-        plot_confusion(confusion, class_names, out / name / "confusion.png", title=f"{name}: video-level confusion (test)")
-        rows.append(ModelRow(
-            model=name,
-            section=run.section,
-            input=config.input,
-            params=record["params"],
-            gflops_per_view=record["flops_per_view"] / 1e9,
-            clip_top1=metrics["clip_top1"],
-            video_top1=metrics["video_top1"],
-            reversed_pairs_top1=pair_top1,
-            reversed_pairs_swapped=pair_swapped,
-            long_range_top1=class_accuracy(confusion, class_names, LONG_RANGE_CLASS),
-            train_seconds=result.seconds,
-            history=result.history,
-        ))
+        pair_top1, pair_swapped = reversed_pair_scores(
+            confusion, class_names, [p for p in pairs if set(p) <= set(class_names)]
+        )
+        plot_confusion(
+            confusion,
+            class_names,
+            out / name / "confusion.png",
+            title=f"{name}: video-level confusion (test)",
+        )
+        rows.append(
+            ModelRow(
+                model=name,
+                section=run.section,
+                input=config.input,
+                params=record["params"],
+                gflops_per_view=record["flops_per_view"] / 1e9,
+                clip_top1=metrics["clip_top1"],
+                video_top1=metrics["video_top1"],
+                reversed_pairs_top1=pair_top1,
+                reversed_pairs_swapped=pair_swapped,
+                long_range_top1=class_accuracy(confusion, class_names, LONG_RANGE_CLASS),
+                train_seconds=result.seconds,
+                history=result.history,
+            )
+        )
     for section in dict.fromkeys(row.section for row in rows):
-        plot_learning_curves([row for row in rows if row.section == section], out / f"learning_curves_{section_slug(section)}.png")
+        plot_learning_curves(
+            [row for row in rows if row.section == section],
+            out / f"learning_curves_{section_slug(section)}.png",
+        )
     if pretraining is not None:
         plot_pretraining_curve(pretraining.history, out / "videomae" / "pretraining_loss.png")
     report = write_demo_report(out, rows, settings, synth, pairs, time.perf_counter() - started, pretraining)

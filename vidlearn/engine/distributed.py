@@ -27,7 +27,7 @@ class Distributed:
         return self.rank == 0
 
     @staticmethod
-    def from_environment() -> "Distributed":
+    def from_environment() -> Distributed:
         """Read torchrun's variables and join the process group (once per process)."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:
@@ -37,7 +37,9 @@ class Distributed:
             torch_dist.init_process_group(backend=backend)
             if torch.cuda.is_available():
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        return Distributed(torch_dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), torch_dist.get_world_size())
+        return Distributed(
+            torch_dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), torch_dist.get_world_size()
+        )
 
     def wrap(self, model: nn.Module) -> nn.Module:
         if not self.enabled:

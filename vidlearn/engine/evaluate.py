@@ -14,18 +14,25 @@ from vidlearn.data.dataset import ClipDataset, EpochSampler, Normalization, make
 from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.config import TrainConfig
 from vidlearn.engine.distributed import Distributed
-from vidlearn.engine.runtime import inference_model
 from vidlearn.engine.inputs import make_dataset
 from vidlearn.engine.metrics import EvaluationResult, evaluate_views
 from vidlearn.engine.modeling import model_from_record
-from vidlearn.engine.runtime import pick_device
+from vidlearn.engine.runtime import inference_model, pick_device
 from vidlearn.engine.sources import load_splits
 from vidlearn.errors import BadArgumentError
 from vidlearn.progress import progress_bar
 
 
 @torch.no_grad()
-def view_logits(model: nn.Module, dataset: ClipDataset, batch_size: int, device: torch.device, workers: int | None = None, dist: Distributed | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def view_logits(
+    model: nn.Module,
+    dataset: ClipDataset,
+    batch_size: int,
+    device: torch.device,
+    workers: int | None = None,
+    dist: Distributed | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits of every view of every video: ``(N_views x K, labels per view, video id per view)``.
 
     Under ``torchrun`` each process scores every ``world_size``-th video (no padding) and the
@@ -45,18 +52,47 @@ def view_logits(model: nn.Module, dataset: ClipDataset, batch_size: int, device:
             labels.append(label.repeat_interleave(per_video))
             videos.append(video.repeat_interleave(per_video))
             advance()
-    local = (torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(videos).numpy()) if logits else None
+    local = (
+        (torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(videos).numpy()) if logits else None
+    )
     parts = [p for p in dist.gather_objects(local) if p is not None]
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
-def evaluate_model(model: nn.Module, dataset: ClipDataset, batch_size: int, device: torch.device, aggregation: str = "prob", workers: int | None = None, dist: Distributed | None = None, progress: bool = True) -> EvaluationResult:
+def evaluate_model(
+    model: nn.Module,
+    dataset: ClipDataset,
+    batch_size: int,
+    device: torch.device,
+    aggregation: str = "prob",
+    workers: int | None = None,
+    dist: Distributed | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
     """Clip and video accuracy (and the rest of ``EvaluationResult``) of ``model`` on a test dataset."""
     logits, labels, videos = view_logits(model, dataset, batch_size, device, workers, dist, progress)
-    return evaluate_views(logits, labels, videos, dataset.spec.num_clips, dataset.spec.num_crops, dataset.class_names, mode=aggregation)
+    return evaluate_views(
+        logits,
+        labels,
+        videos,
+        dataset.spec.num_clips,
+        dataset.spec.num_crops,
+        dataset.class_names,
+        mode=aggregation,
+    )
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, num_clips: int | None = None, num_crops: int | None = None, aggregation: str | None = None, batch_size: int = 8, workers: int | None = None, device: str = "auto", progress: bool = True) -> EvaluationResult:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | None = None,
+    num_clips: int | None = None,
+    num_crops: int | None = None,
+    aggregation: str | None = None,
+    batch_size: int = 8,
+    workers: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> EvaluationResult:
     """Evaluate a saved model on the test subset of ``data`` (default: the data it was trained on).
 
     The clip recipe (frames, stride, sizes, normalisation) comes from the checkpoint; the numbers of
@@ -71,11 +107,28 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, num_cli
         config = dataclasses.replace(config, prepared="auto")
     _, test_index = load_splits(data or config.data, config.split, progress=progress, classes=config.classes)
     if test_index.class_names != record["class_names"]:
-        raise BadArgumentError(f"{checkpoint}: the model's classes differ from the dataset's ({len(record['class_names'])} vs {len(test_index.class_names)} classes)")
+        raise BadArgumentError(
+            f"{checkpoint}: the model's classes differ from the dataset's ({len(record['class_names'])} vs {len(test_index.class_names)} classes)"
+        )
     model = model_from_record(record)
     model.load_state_dict(loaded.model)
     norm = record["input"]["normalization"]
-    dataset = make_dataset(test_index, config.clip_spec(train=False), False, config, normalization=Normalization(tuple(norm["mean"]), tuple(norm["std"])))
+    dataset = make_dataset(
+        test_index,
+        config.clip_spec(train=False),
+        False,
+        config,
+        normalization=Normalization(tuple(norm["mean"]), tuple(norm["std"])),
+    )
     dist = Distributed.from_environment()
     target = pick_device(device, dist)
-    return evaluate_model(model.to(target), dataset, batch_size, target, config.aggregation, workers, dist, progress and dist.is_main)
+    return evaluate_model(
+        model.to(target),
+        dataset,
+        batch_size,
+        target,
+        config.aggregation,
+        workers,
+        dist,
+        progress and dist.is_main,
+    )

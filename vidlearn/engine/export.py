@@ -17,7 +17,12 @@ from vidlearn.models import create_model, model_info
 FORMATS = ("onnx", "torchscript", "exported")
 
 
-def model_for_export(checkpoint: str | Path | None = None, model: str | None = None, num_classes: int = 400, input_shape: tuple[int, int, int, int] | None = None) -> tuple[nn.Module, tuple[int, int, int, int]]:
+def model_for_export(
+    checkpoint: str | Path | None = None,
+    model: str | None = None,
+    num_classes: int = 400,
+    input_shape: tuple[int, int, int, int] | None = None,
+) -> tuple[nn.Module, tuple[int, int, int, int]]:
     """A model in eval mode and the clip shape ``(C, T, H, W)`` to trace it with: trained weights from a
     checkpoint (its input recipe gives the shape), or a freshly initialised registered model."""
     if (checkpoint is None) == (model is None):
@@ -45,7 +50,16 @@ def export_model(net: nn.Module, input_shape: tuple[int, int, int, int], out: st
     with atomic_path(out) as temporary, torch.no_grad():
         if fmt == "onnx":
             # One self-contained file: external weight files would keep the temporary name.
-            torch.onnx.export(net, (example,), temporary, dynamo=True, external_data=False, input_names=["clips"], output_names=["logits"], verbose=False)
+            torch.onnx.export(
+                net,
+                (example,),
+                temporary,
+                dynamo=True,
+                external_data=False,
+                input_names=["clips"],
+                output_names=["logits"],
+                verbose=False,
+            )
         elif fmt == "torchscript":
             torch.jit.save(torch.jit.trace(net, example), temporary)
         else:

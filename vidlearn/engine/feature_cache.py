@@ -14,7 +14,6 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 from torch.nn import functional as F
-
 from torch.utils.data import TensorDataset
 
 from vidlearn.engine.distributed import Distributed
@@ -122,8 +121,17 @@ def train_on_cached_features(
         )
     objective = CachedFeatureClassification(model, features, labels, seed)
     settings = LoopSettings(
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.0, warmup_epochs=0, schedule="constant",
-        clip_grad=None, amp="off", seed=seed, workers=0, progress=False,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=0.0,
+        warmup_epochs=0,
+        schedule="constant",
+        clip_grad=None,
+        amp="off",
+        seed=seed,
+        workers=0,
+        progress=False,
     )
     TrainingLoop(objective, settings, objective.device).run()
     return objective.losses

@@ -11,7 +11,8 @@ from typing import Any
 
 from vidlearn.data.dataset import ClipDataset, Normalization
 from vidlearn.data.index import VideoIndex
-from vidlearn.data.prepared import MANIFEST as PREPARED_MANIFEST, PreparedSettings, PreparedStore, default_prepared_folder
+from vidlearn.data.prepared import MANIFEST as PREPARED_MANIFEST
+from vidlearn.data.prepared import PreparedSettings, PreparedStore, default_prepared_folder
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.motion.dataset import INPUT_CHANNELS, FlowClipDataset, FlowViews
 from vidlearn.motion.flow import DEFAULT_METHOD
@@ -26,7 +27,11 @@ def _getter(config: Any):
 def input_settings(config: Any) -> dict[str, Any]:
     """The input recipe of a config or of a checkpoint's config dict (older records: RGB)."""
     get = _getter(config)
-    return {"input": get("input", "rgb"), "flow_method": get("flow_method", DEFAULT_METHOD), "flow_store": get("flow_store")}
+    return {
+        "input": get("input", "rgb"),
+        "flow_method": get("flow_method", DEFAULT_METHOD),
+        "flow_store": get("flow_store"),
+    }
 
 
 def view_shape(config: Any) -> tuple[int, int, int, int]:
@@ -46,17 +51,41 @@ def with_store_method(config: Any, dataset_root: str) -> Any:
     return config if method == config.flow_method else dataclasses.replace(config, flow_method=method)
 
 
-def make_dataset(index: VideoIndex, spec: ClipSpec, train: bool, config: Any, seed: int = 0, normalization: Normalization = Normalization(), normalize: bool = True) -> ClipDataset:
+def make_dataset(
+    index: VideoIndex,
+    spec: ClipSpec,
+    train: bool,
+    config: Any,
+    seed: int = 0,
+    normalization: Normalization = Normalization(),
+    normalize: bool = True,
+) -> ClipDataset:
     """A ``ClipDataset`` of RGB clips, or a ``FlowClipDataset`` when the config asks for flow; frames
     come from a prepared-data store when the config's ``prepared`` picks one. ``normalize=False``:
     RGB clips stay uint8 until ``dataset.model_input`` (flow is float either way)."""
     settings = input_settings(config)
     prepared = prepared_store(_getter(config)("prepared", "auto"), index.source.root, spec.short_side)
     if settings["input"] == "rgb":
-        return ClipDataset(index, spec, train=train, seed=seed, normalization=normalization, prepared=prepared, normalize=normalize)
+        return ClipDataset(
+            index,
+            spec,
+            train=train,
+            seed=seed,
+            normalization=normalization,
+            prepared=prepared,
+            normalize=normalize,
+        )
     store = FlowStore(settings["flow_store"], index.source.root) if settings["flow_store"] else None
     return FlowClipDataset(
-        index, spec, train, seed, normalization, prepared=prepared, input=settings["input"], method=settings["flow_method"], store=store
+        index,
+        spec,
+        train,
+        seed,
+        normalization,
+        prepared=prepared,
+        input=settings["input"],
+        method=settings["flow_method"],
+        store=store,
     )
 
 
@@ -69,12 +98,18 @@ def prepared_store(setting: str, dataset_root: str, short_side: int) -> Prepared
     """
     if setting == "off":
         return None
-    folder = default_prepared_folder(dataset_root, PreparedSettings(short_side)) if setting == "auto" else Path(setting)
+    folder = (
+        default_prepared_folder(dataset_root, PreparedSettings(short_side))
+        if setting == "auto"
+        else Path(setting)
+    )
     if setting == "auto" and not (folder / PREPARED_MANIFEST).exists():
         return None
     store = PreparedStore(folder, dataset_root)
     if store.settings.short_side != short_side:
-        _say_once(f"the prepared store {folder} has short side {store.settings.short_side}, the clips {short_side}: decoding the original videos")
+        _say_once(
+            f"the prepared store {folder} has short side {store.settings.short_side}, the clips {short_side}: decoding the original videos"
+        )
         return None
     _say_once(f"reading prepared frames from {folder}")
     return store
@@ -92,4 +127,6 @@ def prediction_views(config: Any, spec: ClipSpec, normalization: Normalization) 
     settings = input_settings(config)
     if settings["input"] == "rgb":
         return None
-    return FlowViews(spec, input=settings["input"], method=settings["flow_method"], normalization=normalization)
+    return FlowViews(
+        spec, input=settings["input"], method=settings["flow_method"], normalization=normalization
+    )

@@ -90,7 +90,9 @@ class Objective:
 
     def sampler(self, seed: int, dist: Distributed) -> EpochSampler:
         """The training order: shuffled by (seed, epoch), each process its share under torchrun."""
-        return EpochSampler(len(self.train_set), shuffle=True, seed=seed, rank=dist.rank, num_replicas=dist.world_size)
+        return EpochSampler(
+            len(self.train_set), shuffle=True, seed=seed, rank=dist.rank, num_replicas=dist.world_size
+        )
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         return parameter_groups(self.model, weight_decay)
@@ -173,12 +175,21 @@ class TrainingLoop:
     (``Distributed()`` for one process). ``resume=True`` continues from ``out/last.safetensors``.
     """
 
-    def __init__(self, objective: Objective, settings: LoopSettings, device: torch.device, dist: Distributed | None = None, resume: bool = False):
+    def __init__(
+        self,
+        objective: Objective,
+        settings: LoopSettings,
+        device: torch.device,
+        dist: Distributed | None = None,
+        resume: bool = False,
+    ):
         self.objective, self.settings, self.device = objective, settings, device
         self.dist = dist or Distributed()
         self.out = Path(settings.out) if settings.out is not None else None
         self.show = settings.progress and self.dist.is_main
-        self.optimizer = torch.optim.AdamW(objective.parameter_groups(settings.weight_decay), lr=settings.lr, betas=tuple(settings.betas))
+        self.optimizer = torch.optim.AdamW(
+            objective.parameter_groups(settings.weight_decay), lr=settings.lr, betas=tuple(settings.betas)
+        )
         self.sampler = objective.sampler(settings.seed, self.dist)
         self.loader = make_loader(objective.train_set, settings.batch_size, self.sampler, settings.workers)
         self.batches_per_epoch = self._batches_per_epoch()
@@ -205,13 +216,25 @@ class TrainingLoop:
     def record(self, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON record of a checkpoint: the objective's description, the latest evaluation,
         where the run stands and its history."""
-        best = {"metric": self.settings.best_metric, "mode": self.settings.best_mode, "value": self.best_value}
+        best = {
+            "metric": self.settings.best_metric,
+            "mode": self.settings.best_mode,
+            "value": self.best_value,
+        }
         return {
             "library": f"vidlearn {__version__}",
             **self.objective.record(),
-            "loop": {k: v for k, v in dataclasses.asdict(self.settings).items() if k not in ("out", "progress")},
+            "loop": {
+                k: v for k, v in dataclasses.asdict(self.settings).items() if k not in ("out", "progress")
+            },
             "metrics": self.latest_evaluation if evaluation is None else evaluation,
-            "position": {"epoch": self.epoch, "batches_done": self.batches_done, "step": self.step, "best": best, "epoch_sums": self.epoch_sums},
+            "position": {
+                "epoch": self.epoch,
+                "batches_done": self.batches_done,
+                "step": self.step,
+                "best": best,
+                "epoch_sums": self.epoch_sums,
+            },
             "history": self.history,
         }
 
@@ -248,7 +271,11 @@ class TrainingLoop:
         if "cuda" in checkpoint.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(checkpoint.rng["cuda"])
         position = checkpoint.record["position"]
-        self.epoch, self.batches_done, self.step = position["epoch"], position["batches_done"], position["step"]
+        self.epoch, self.batches_done, self.step = (
+            position["epoch"],
+            position["batches_done"],
+            position["step"],
+        )
         self.best_value = position.get("best", {}).get("value")
         self.epoch_sums = dict(position.get("epoch_sums", {}))
         self.history = list(checkpoint.record.get("history", []))
@@ -296,7 +323,9 @@ class TrainingLoop:
         if name is None:
             return False
         if name not in evaluation.metrics:
-            raise BadArgumentError(f"best_metric {name!r} is not among the evaluation's metrics: {', '.join(evaluation.metrics)}")
+            raise BadArgumentError(
+                f"best_metric {name!r} is not among the evaluation's metrics: {', '.join(evaluation.metrics)}"
+            )
         value = evaluation.metrics[name]
         if self.best_value is None:
             return True
@@ -315,12 +344,20 @@ class TrainingLoop:
         started_with = sums["samples"]
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        with progress_bar(batches, f"{settings.label} {self.epoch + 1}/{settings.epochs}", enabled=self.show) as advance:
+        with progress_bar(
+            batches, f"{settings.label} {self.epoch + 1}/{settings.epochs}", enabled=self.show
+        ) as advance:
             advance(self.batches_done)
             for batch in self.loader:
-                boundary = (self.batches_done + 1) % settings.grad_accum == 0 or self.batches_done + 1 == batches
+                boundary = (
+                    self.batches_done + 1
+                ) % settings.grad_accum == 0 or self.batches_done + 1 == batches
                 # Between optimiser steps DDP need not average gradients: one all-reduce per step.
-                sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.train_model.no_sync()
+                sync = (
+                    contextlib.nullcontext()
+                    if boundary or not self.dist.enabled
+                    else self.train_model.no_sync()
+                )
                 with sync:
                     with autocast_context(settings.amp, self.device):
                         result = objective.loss(self.train_model, batch)
@@ -334,17 +371,24 @@ class TrainingLoop:
                     sums[name] = sums.get(name, 0.0) + value * result.count
                 seen = sums["samples"]
                 rate = (seen - started_with) / max(1e-9, time.perf_counter() - started)
-                shown = " ".join(f"{k} {v / seen:.3f}" for k, v in sums.items() if k not in ("samples", "loss"))
+                shown = " ".join(
+                    f"{k} {v / seen:.3f}" for k, v in sums.items() if k not in ("samples", "loss")
+                )
                 advance(1, f"loss {sums['loss'] / seen:.4f} {shown} {rate:.1f}/s")
                 if self._checkpoint_due(batches):
                     self.save("last")
                 if self.batches_done >= batches:
                     break
         names = [k for k in sums if k not in ("samples", "loss")]
-        totals = self.dist.sum([sums["loss"], sums["samples"], sums["samples"] - started_with, *(sums[k] for k in names)])
+        totals = self.dist.sum(
+            [sums["loss"], sums["samples"], sums["samples"] - started_with, *(sums[k] for k in names)]
+        )
         count = max(1, totals[1])
         elapsed = max(1e-9, time.perf_counter() - started)
-        row = {"train_loss": totals[0] / count, **{f"train_{k}": v / count for k, v in zip(names, totals[3:])}}
+        row = {
+            "train_loss": totals[0] / count,
+            **{f"train_{k}": v / count for k, v in zip(names, totals[3:])},
+        }
         return {**row, "clips_per_second": totals[2] / elapsed, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def _checkpoint_due(self, batches: int) -> bool:
@@ -357,7 +401,9 @@ class TrainingLoop:
         if self.settings.clip_grad:
             nn.utils.clip_grad_norm_(self.objective.model.parameters(), self.settings.clip_grad)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, self.total_steps, self.warmup_steps, self.settings.lr, self.settings.schedule)
+            group["lr"] = lr_at(
+                self.step, self.total_steps, self.warmup_steps, self.settings.lr, self.settings.schedule
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -366,7 +412,9 @@ class TrainingLoop:
 def epoch_line(row: dict[str, Any]) -> str:
     """One line per epoch: ``epoch 3 | loss 0.812 | train clip_top1 0.700 | 41.2 clips/s | test video_top1 0.650``."""
     parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
-    parts += [f"train {k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("train_") and k != "train_loss"]
+    parts += [
+        f"train {k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("train_") and k != "train_loss"
+    ]
     parts.append(f"{row['clips_per_second']:.1f} clips/s")
     parts += [f"test {k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("test_")]
     return " | ".join(parts)

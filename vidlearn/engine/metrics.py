@@ -15,8 +15,8 @@ confusion matrix always agree. See docs/evaluation.md for the definitions with w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -147,7 +147,9 @@ def aggregate_views(
     return VideoScores(video_scores, unique_ids, video_labels, views_per_video, mode)
 
 
-def _labels_per_video(view_labels: np.ndarray, video_of_view: np.ndarray, unique_ids: np.ndarray) -> np.ndarray:
+def _labels_per_video(
+    view_labels: np.ndarray, video_of_view: np.ndarray, unique_ids: np.ndarray
+) -> np.ndarray:
     """``M`` labels, one per video; raises if two views of one video disagree."""
     video_labels = np.empty(unique_ids.shape[0], dtype=np.int64)
     # Any view's label will do as the reference; the check below compares every view against it.

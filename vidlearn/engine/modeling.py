@@ -92,7 +92,9 @@ def _read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise BadArgumentError(f"{path}: neither a vidlearn checkpoint nor a safetensors state dict ({exc})") from exc
+            raise BadArgumentError(
+                f"{path}: neither a vidlearn checkpoint nor a safetensors state dict ({exc})"
+            ) from exc
 
 
 def load_initial_weights(model: nn.Module, source: str | Path) -> InitReport:
@@ -111,10 +113,14 @@ def load_initial_weights(model: nn.Module, source: str | Path) -> InitReport:
         if given is None:
             report.skipped.append((name, "not in the source"))
         elif fitted is None:
-            report.skipped.append((name, f"shape {tuple(given.shape)} in the source, {tuple(target.shape)} here"))
+            report.skipped.append(
+                (name, f"shape {tuple(given.shape)} in the source, {tuple(target.shape)} here")
+            )
         else:
             target.copy_(fitted)
             (report.copied if fitted is given else report.inflated).append(name)
     if not report.copied and not report.inflated:
-        raise BadArgumentError(f"{source}: no weight matches this model by name and shape; is it the right checkpoint?")
+        raise BadArgumentError(
+            f"{source}: no weight matches this model by name and shape; is it the right checkpoint?"
+        )
     return report

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -94,7 +94,11 @@ class Predictor:
                 clips = uniform_clips(len(video), self.spec, video_fps=fps)
             probs = self.probabilities(video, clips).mean(0)
             order = np.argsort(-probs)[: min(topk, len(probs))]
-            prediction = Prediction(str(path), [(self.class_names[i], float(probs[i])) for i in order], views=len(clips) * self.spec.num_crops)
+            prediction = Prediction(
+                str(path),
+                [(self.class_names[i], float(probs[i])) for i in order],
+                views=len(clips) * self.spec.num_crops,
+            )
             if window_step:
                 times = video.frame_times()
                 step = max(1, int(round(window_step * fps)))
@@ -103,11 +107,20 @@ class Predictor:
                 for clip, p in zip(windows, window_probs):
                     best = int(p.argmax())
                     end = times[clip.end] + 1 / fps
-                    prediction.timeline.append(Window(float(times[clip.start]), float(end), self.class_names[best], float(p[best])))
+                    prediction.timeline.append(
+                        Window(float(times[clip.start]), float(end), self.class_names[best], float(p[best]))
+                    )
         return prediction
 
 
-def predict(checkpoint: str | Path, videos: Sequence[str | Path], topk: int = 5, window_step: float | None = None, device: str = "auto", progress: bool = True) -> list[Prediction]:
+def predict(
+    checkpoint: str | Path,
+    videos: Sequence[str | Path],
+    topk: int = 5,
+    window_step: float | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[Prediction]:
     predictor = Predictor(checkpoint, device)
     results = []
     with progress_bar(len(videos), "predicting", enabled=progress and len(videos) > 1) as advance:

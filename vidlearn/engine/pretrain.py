@@ -74,12 +74,21 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise BadArgumentError(f"unknown pre-training method {self.method!r}; available: {', '.join(METHODS)}")
+            raise BadArgumentError(
+                f"unknown pre-training method {self.method!r}; available: {', '.join(METHODS)}"
+            )
         if self.target_fps is not None:
             self.stride = None
 
     def clip_spec(self) -> ClipSpec:
-        return ClipSpec(num_frames=self.num_frames, stride=self.stride, target_fps=self.target_fps, size=self.size, short_side=self.short_side, hflip=self.hflip)
+        return ClipSpec(
+            num_frames=self.num_frames,
+            stride=self.stride,
+            target_fps=self.target_fps,
+            size=self.size,
+            short_side=self.short_side,
+            hflip=self.hflip,
+        )
 
 
 @dataclass
@@ -101,9 +110,13 @@ class MaskedVideoModelling(Objective):
         self.config, self.device = config, device
         videos = unlabelled_videos(config.data, progress=progress)
         prepared = prepared_store(config.prepared, videos.source.root, config.short_side)
-        self.train_set = ClipDataset(videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared, normalize=False)
+        self.train_set = ClipDataset(
+            videos, config.clip_spec(), train=True, seed=config.seed, prepared=prepared, normalize=False
+        )
         torch.manual_seed(config.seed)
-        self.model = VideoMAE(config.encoder, config.num_frames, (config.size, config.size), config.mask_ratio).to(device)
+        self.model = VideoMAE(
+            config.encoder, config.num_frames, (config.size, config.size), config.mask_ratio
+        ).to(device)
         # The same clips, masks and generator every time, so pictures of successive epochs compare.
         shown = torch.stack([self.train_set[(0, k)][0] for k in range(min(4, len(self.train_set)))])
         self.shown = self.train_set.model_input(shown.to(device))
@@ -114,7 +127,11 @@ class MaskedVideoModelling(Objective):
         return BatchLoss(loss, len(clips))
 
     def record(self) -> dict[str, Any]:
-        return {"kind": "pretraining", "config": dataclasses.asdict(self.config), "mask_ratio": self.model.mask_ratio}
+        return {
+            "kind": "pretraining",
+            "config": dataclasses.asdict(self.config),
+            "mask_ratio": self.model.mask_ratio,
+        }
 
     def after_epoch(self, epoch: int, out: Path | None) -> None:
         config = self.config
@@ -122,7 +139,13 @@ class MaskedVideoModelling(Objective):
             self.model.eval()
             generator = torch.Generator(device=self.device).manual_seed(config.seed)
             masked, rebuilt = self.model.reconstruct(self.shown, generator=generator)
-            save_reconstructions(out / f"reconstruction_e{epoch:03d}.png", self.shown, masked, rebuilt, self.train_set.normalization)
+            save_reconstructions(
+                out / f"reconstruction_e{epoch:03d}.png",
+                self.shown,
+                masked,
+                rebuilt,
+                self.train_set.normalization,
+            )
         # The encoder alone, described as the vit_video model it initialises (no classes yet).
         record = {"library": f"vidlearn {__version__}", **self.record(), "position": {"epoch": epoch}}
         record["model"] = {"name": "vit_video", "args": dict(self.model.backbone_options), "num_classes": 0}

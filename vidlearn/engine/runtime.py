@@ -12,7 +12,7 @@ from vidlearn.speed import optimize_for_inference
 
 
 def pick_device(name: str, dist=None) -> torch.device:
-    """"auto": the process's GPU when there is one (its local rank's under torchrun), else the CPU."""
+    """ "auto": the process's GPU when there is one (its local rank's under torchrun), else the CPU."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", dist.local_rank if dist is not None else 0)

@@ -29,7 +29,13 @@ def resolve_data(data: str, progress: bool = True) -> Path:
     return root
 
 
-def load_splits(data: str, split: int = 1, progress: bool = True, test_fraction: float = 0.25, classes: list[str] | None = None) -> tuple[VideoIndex, VideoIndex]:
+def load_splits(
+    data: str,
+    split: int = 1,
+    progress: bool = True,
+    test_fraction: float = 0.25,
+    classes: list[str] | None = None,
+) -> tuple[VideoIndex, VideoIndex]:
     """Train and test indexes of a dataset.
 
     Formats with official splits (UCF101, HMDB51 with split files, SynthActions, Kinetics,
@@ -61,7 +67,9 @@ def select_classes(index: VideoIndex, names: list[str]) -> VideoIndex:
     """Only the videos of the named classes, relabelled ``0..len(names)-1`` in the order given."""
     unknown = [n for n in names if n not in index.class_names]
     if unknown:
-        raise BadArgumentError(f"unknown class(es) {', '.join(unknown)}; the dataset has: {', '.join(index.class_names)}")
+        raise BadArgumentError(
+            f"unknown class(es) {', '.join(unknown)}; the dataset has: {', '.join(index.class_names)}"
+        )
     new_label = {index.class_names.index(n): i for i, n in enumerate(names)}
     kept = [dataclasses.replace(e, label=new_label[e.label]) for e in index.entries if e.label in new_label]
     return dataclasses.replace(index, entries=kept, class_names=list(names))
@@ -71,7 +79,10 @@ def holdout_split(index: VideoIndex, test_fraction: float) -> tuple[VideoIndex, 
     """Per class, the ``test_fraction`` of videos with the smallest file-name hashes (at least one when a class has two or more)."""
     test_paths: set[str] = set()
     for label in range(len(index.class_names)):
-        paths = sorted((e.path for e in index.entries if e.label == label), key=lambda p: hashlib.sha1(Path(p).name.encode()).hexdigest())
+        paths = sorted(
+            (e.path for e in index.entries if e.label == label),
+            key=lambda p: hashlib.sha1(Path(p).name.encode()).hexdigest(),
+        )
         if len(paths) >= 2:
             test_paths.update(paths[: max(1, round(len(paths) * test_fraction))])
     return index.filter(lambda e: e.path not in test_paths), index.filter(lambda e: e.path in test_paths)
@@ -87,7 +98,10 @@ def label_subset(index: VideoIndex, fraction: float, seed: int = 0) -> VideoInde
         return index
     kept: set[str] = set()
     for label in range(len(index.class_names)):
-        paths = sorted((e.path for e in index.entries if e.label == label), key=lambda p: hashlib.sha1(f"{seed}:{Path(p).name}".encode()).hexdigest())
+        paths = sorted(
+            (e.path for e in index.entries if e.label == label),
+            key=lambda p: hashlib.sha1(f"{seed}:{Path(p).name}".encode()).hexdigest(),
+        )
         kept.update(paths[: max(1, round(len(paths) * fraction))])
     return index.filter(lambda e: e.path in kept)
 

@@ -61,17 +61,39 @@ class Classification(Objective):
 
     resume_keys = ("model", "data", "num_frames", "size")
 
-    def __init__(self, config: TrainConfig, device: torch.device, dist: Distributed, train_index: VideoIndex, test_index: VideoIndex, resume: bool = False, quiet: bool = False):
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        dist: Distributed,
+        train_index: VideoIndex,
+        test_index: VideoIndex,
+        resume: bool = False,
+        quiet: bool = False,
+    ):
         train_index = label_subset(train_index, config.label_fraction, config.seed)
         if train_index.class_names != test_index.class_names:
             raise BadArgumentError("train and test subsets disagree on the class list")
         self.class_names = train_index.class_names
         self.config = config = with_store_method(config, train_index.source.root)
         self.device, self.quiet = device, quiet
-        self.hflip = config.hflip if config.hflip is not None else train_index.source.format not in DIRECTION_SENSITIVE_FORMATS
+        self.hflip = (
+            config.hflip
+            if config.hflip is not None
+            else train_index.source.format not in DIRECTION_SENSITIVE_FORMATS
+        )
         # uint8 batches from the loader, normalised on the device: a quarter of the bytes to move.
-        self.train_set = make_dataset(train_index, config.clip_spec(train=True, hflip=self.hflip), True, config, seed=config.seed, normalize=False)
-        self.test_set = make_dataset(test_index, config.clip_spec(train=False), False, config, seed=config.seed)
+        self.train_set = make_dataset(
+            train_index,
+            config.clip_spec(train=True, hflip=self.hflip),
+            True,
+            config,
+            seed=config.seed,
+            normalize=False,
+        )
+        self.test_set = make_dataset(
+            test_index, config.clip_spec(train=False), False, config, seed=config.seed
+        )
         torch.manual_seed(config.seed)
         self.model = build_model(config, len(self.class_names))
         if config.init and not resume:
@@ -94,14 +116,27 @@ class Classification(Objective):
 
     def evaluate(self, dist: Distributed) -> Evaluation:
         config = self.config
-        result = evaluate_model(self.model, self.test_set, config.batch_size, self.device, config.aggregation, workers=config.workers, dist=dist, progress=not self.quiet)
+        result = evaluate_model(
+            self.model,
+            self.test_set,
+            config.batch_size,
+            self.device,
+            config.aggregation,
+            workers=config.workers,
+            dist=dist,
+            progress=not self.quiet,
+        )
         return Evaluation({k: getattr(result, k) for k in HEADLINE_METRICS}, result.to_json())
 
     def record(self) -> dict[str, Any]:
         """Enough to reproduce the run and to use the model."""
         spec = self.config.clip_spec(train=False)
         return {
-            "model": {"name": self.config.model, "args": dict(getattr(self.model, "vidlearn_args", {})), "num_classes": len(self.class_names)},
+            "model": {
+                "name": self.config.model,
+                "args": dict(getattr(self.model, "vidlearn_args", {})),
+                "num_classes": len(self.class_names),
+            },
             "class_names": self.class_names,
             "input": {
                 "num_frames": spec.num_frames,
@@ -110,7 +145,10 @@ class Classification(Objective):
                 "short_side": spec.short_side,
                 "size": spec.size,
                 "layout": "B x C x T x H x W",
-                "normalization": {"mean": list(self.train_set.normalization.mean), "std": list(self.train_set.normalization.std)},
+                "normalization": {
+                    "mean": list(self.train_set.normalization.mean),
+                    "std": list(self.train_set.normalization.std),
+                },
             },
             "data": {
                 "path": self.config.data,
@@ -148,7 +186,13 @@ def loop_settings(config: TrainConfig, quiet: bool) -> LoopSettings:
     )
 
 
-def train(config: TrainConfig, resume: bool = False, train_index: VideoIndex | None = None, test_index: VideoIndex | None = None, quiet: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    train_index: VideoIndex | None = None,
+    test_index: VideoIndex | None = None,
+    quiet: bool = False,
+) -> TrainResult:
     """Train ``config.model`` on ``config.data`` as configured (single process, or every process
     of a torchrun job). The indexes, when given, replace loading ``config.data``'s splits."""
     dist = Distributed.from_environment()
@@ -156,7 +200,9 @@ def train(config: TrainConfig, resume: bool = False, train_index: VideoIndex | N
         device = pick_device(config.device, dist)
         quiet = quiet or not dist.is_main
         if train_index is None or test_index is None:
-            train_index, test_index = load_splits(config.data, config.split, progress=not quiet, classes=config.classes)
+            train_index, test_index = load_splits(
+                config.data, config.split, progress=not quiet, classes=config.classes
+            )
         objective = Classification(config, device, dist, train_index, test_index, resume=resume, quiet=quiet)
         loop = TrainingLoop(objective, loop_settings(objective.config, quiet), device, dist, resume=resume)
         out = Path(config.out)
@@ -164,6 +210,8 @@ def train(config: TrainConfig, resume: bool = False, train_index: VideoIndex | N
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(objective.config.to_dict(), sort_keys=False))
         result = loop.run()
-        return TrainResult(out, out / "best.safetensors", out / "last.safetensors", result.history, result.seconds)
+        return TrainResult(
+            out, out / "best.safetensors", out / "last.safetensors", result.history, result.seconds
+        )
     finally:
         dist.close()

@@ -6,7 +6,25 @@ decoding backend.
 """
 
 from vidlearn.io._pyav import short_side_size
-from vidlearn.io.video import VideoInfo, VideoReader, check_frame_indices, iter_chunks, open_video, probe, read_frames
+from vidlearn.io.video import (
+    VideoInfo,
+    VideoReader,
+    check_frame_indices,
+    iter_chunks,
+    open_video,
+    probe,
+    read_frames,
+)
 from vidlearn.io.writer import write_video
 
-__all__ = ["short_side_size", "VideoInfo", "VideoReader", "check_frame_indices", "iter_chunks", "open_video", "probe", "read_frames", "write_video"]
+__all__ = [
+    "short_side_size",
+    "VideoInfo",
+    "VideoReader",
+    "check_frame_indices",
+    "iter_chunks",
+    "open_video",
+    "probe",
+    "read_frames",
+    "write_video",
+]

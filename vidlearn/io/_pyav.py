@@ -35,9 +35,10 @@ from __future__ import annotations
 import bisect
 import os
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import av
 import cv2
@@ -100,7 +101,9 @@ def _open(path: Path, stream_info_options: dict[str, str]) -> av.container.Input
     try:
         container = av.open(str(path), options=stream_info_options, metadata_errors="ignore")
     except av.error.InvalidDataError as exc:
-        raise VideoReadError(path, f"not a readable video (corrupt, truncated or not a video file: {exc.strerror})") from None
+        raise VideoReadError(
+            path, f"not a readable video (corrupt, truncated or not a video file: {exc.strerror})"
+        ) from None
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoReadError(path, f"cannot open: {exc}") from None
     if not container.streams.video:
@@ -183,12 +186,10 @@ def scan_packets(container: av.container.InputContainer, path: str | Path) -> Fr
         raise VideoReadError(path, f"corrupt or truncated data while reading packets: {exc}") from None
     rewind(container)
     sorted_pts = sorted(pts)
-    decode_order_pts = container.format.name in SEQUENTIAL_CONTAINERS and bool(stream.codec_context.has_b_frames)
-    sequential = (
-        decode_order_pts
-        or missing_pts
-        or len(set(sorted_pts)) != len(sorted_pts)
+    decode_order_pts = container.format.name in SEQUENTIAL_CONTAINERS and bool(
+        stream.codec_context.has_b_frames
     )
+    sequential = decode_order_pts or missing_pts or len(set(sorted_pts)) != len(sorted_pts)
     if sequential:
         return FrameIndex("sequential", (), (), len(pts))
     return FrameIndex("pts", tuple(sorted_pts), tuple(sorted(keyframes)), len(pts))
@@ -220,8 +221,12 @@ class OutputGeometry:
 
     @staticmethod
     def plan(
-        stored_width: int, stored_height: int, rotation: int, size: int | tuple[int, int] | None, threads: int = 0
-    ) -> "OutputGeometry":
+        stored_width: int,
+        stored_height: int,
+        rotation: int,
+        size: int | tuple[int, int] | None,
+        threads: int = 0,
+    ) -> OutputGeometry:
         """Plan the conversion for a requested ``size`` given in display orientation.
 
         ``size`` is ``None`` (as stored), an int (the short side, see ``short_side_size``) or
@@ -245,11 +250,17 @@ class OutputGeometry:
     def to_array(self, frame: av.VideoFrame) -> np.ndarray:
         """One decoded frame as uint8 H x W x 3 RGB, resized and turned upright."""
         rgb = self.reformatter.reformat(
-            frame, width=self.decode_width, height=self.decode_height, format="rgb24", interpolation="BILINEAR",
+            frame,
+            width=self.decode_width,
+            height=self.decode_height,
+            format="rgb24",
+            interpolation="BILINEAR",
             threads=self.threads,
         ).to_ndarray()
         if self.rotation:
-            rgb = cv2.rotate(rgb, _CV2_ROTATIONS[self.rotation])  # = np.rot90(rgb, k), 20x faster than copying it
+            rgb = cv2.rotate(
+                rgb, _CV2_ROTATIONS[self.rotation]
+            )  # = np.rot90(rgb, k), 20x faster than copying it
         return rgb
 
 
@@ -313,7 +324,9 @@ class FrameDecoder:
         try:
             for packet in self._container.demux(self.stream):
                 if self._wanted_pts:
-                    context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in self._wanted_pts else "NONREF"
+                    context.skip_frame = (
+                        "DEFAULT" if packet.pts is None or packet.pts in self._wanted_pts else "NONREF"
+                    )
                 yield from packet.decode()
         except av.error.EOFError:
             return
@@ -425,4 +438,3 @@ class FrameDecoder:
 
 class _SeekMissed(Exception):
     """A seek did not reach the exact timestamp the packet index promised."""
-

@@ -11,9 +11,9 @@ timestamp in seconds as the container states it (0 for the first frame of almost
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class VideoReader:
         self._times: np.ndarray | None = None
 
     # -- context manager ---------------------------------------------------
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -113,7 +113,9 @@ class VideoReader:
         duration = _duration(container, stream, decoder, frames)
         rate = stream.average_rate
         fps = float(rate) if rate else (frames / duration if duration > 0 else 0.0)
-        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio  # the latter: learnt decoding the first frame
+        sar = (
+            stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        )  # the latter: learnt decoding the first frame
         return VideoInfo(
             path=self.path,
             container=container.format.name.split(",")[0],
@@ -151,7 +153,9 @@ class VideoReader:
         arrays = self._decoder.frames_at(unique, self._geometry.to_array)
         missing = [k for k in unique if k not in arrays]
         if missing:
-            raise VideoReadError(self.path, f"frame {missing[0]} could not be decoded (corrupt or truncated data)")
+            raise VideoReadError(
+                self.path, f"frame {missing[0]} could not be decoded (corrupt or truncated data)"
+            )
         return np.stack([arrays[k] for k in wanted.tolist()])
 
     def get_at_times(self, seconds: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -164,7 +168,9 @@ class VideoReader:
         end = max(self.info.duration, times[-1])
         outside = query[(query < min(0.0, times[0])) | (query > end + 1e-6)]
         if outside.size:
-            raise BadArgumentError(f"{self.path}: time {outside[0]:.3f}s is outside the video (0..{end:.3f}s)")
+            raise BadArgumentError(
+                f"{self.path}: time {outside[0]:.3f}s is outside the video (0..{end:.3f}s)"
+            )
         return np.clip(np.searchsorted(times, query + 1e-9, side="right") - 1, 0, len(times) - 1)
 
     @property
@@ -197,7 +203,9 @@ def check_frame_indices(path: str, indices: np.ndarray, frames: int) -> None:
     """``BadArgumentError`` naming the first index outside ``0 .. frames - 1``."""
     bad = indices[(indices < 0) | (indices >= frames)]
     if bad.size:
-        raise BadArgumentError(f"{path}: frame index {int(bad[0])} out of range (the video has {frames} frames, 0..{frames - 1})")
+        raise BadArgumentError(
+            f"{path}: frame index {int(bad[0])} out of range (the video has {frames} frames, 0..{frames - 1})"
+        )
 
 
 def _check_size(size: Size) -> Size:
@@ -226,7 +234,9 @@ def _duration(container, stream, decoder: FrameDecoder, frames: int) -> float:
     return frames / float(rate) if rate else 0.0
 
 
-def open_video(path: str | Path, size: Size = None, threads: int = 0, frame_count: int | None = None) -> VideoReader:
+def open_video(
+    path: str | Path, size: Size = None, threads: int = 0, frame_count: int | None = None
+) -> VideoReader:
     """Open a video for frame-exact reading (see ``VideoReader``)."""
     return VideoReader(path, size=size, threads=threads, frame_count=frame_count)
 

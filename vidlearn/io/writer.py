@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
 
 import av
 import numpy as np
@@ -54,7 +54,9 @@ def _encode(filename: str, frames, rate: Fraction, crf: int, preset: str, thread
             if stream is None:
                 stream = _add_stream(container, frame.shape[0], frame.shape[1], rate, crf, preset, threads)
             elif frame.shape[:2] != (stream.height, stream.width):
-                raise BadArgumentError(f"all frames must have one size: {frame.shape[:2]} after {(stream.height, stream.width)}")
+                raise BadArgumentError(
+                    f"all frames must have one size: {frame.shape[:2]} after {(stream.height, stream.width)}"
+                )
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
             video_frame.pts = count
             container.mux(stream.encode(video_frame))

@@ -82,11 +82,15 @@ def output_shape(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
         with torch.no_grad():
             out = probe(torch.empty(1, *input_shape, device="meta"))
     except RuntimeError as err:
-        raise BadArgumentError(f"input of shape {tuple(input_shape)} is too small for this network: {err}") from err
+        raise BadArgumentError(
+            f"input of shape {tuple(input_shape)} is too small for this network: {err}"
+        ) from err
     return tuple(out.shape[1:])
 
 
-def conv_bn_relu(dims: int, in_channels: int, out_channels: int, stride: int | tuple[int, ...] = 1) -> nn.Sequential:
+def conv_bn_relu(
+    dims: int, in_channels: int, out_channels: int, stride: int | tuple[int, ...] = 1
+) -> nn.Sequential:
     """3 (x3 (x3)) convolution with padding 1, batch norm, ReLU; ``dims`` is 2 or 3."""
     conv, norm, _ = _LAYERS[dims]
     return nn.Sequential(
@@ -123,7 +127,9 @@ class ConvTower(nn.Sequential):
             )
         require_positive(in_channels=in_channels, **{f"width {i}": w for i, w in enumerate(widths)})
         _, _, pool = _LAYERS[dims]
-        layers: OrderedDict[str, nn.Module] = OrderedDict(stem=conv_bn_relu(dims, in_channels, widths[0], stem_stride))
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            stem=conv_bn_relu(dims, in_channels, widths[0], stem_stride)
+        )
         for stage, (size, c_in, c_out) in enumerate(zip(pool_sizes, widths, widths[1:]), start=1):
             layers[f"pool{stage}"] = pool(size)
             layers[f"block{stage}"] = conv_bn_relu(dims, c_in, c_out)

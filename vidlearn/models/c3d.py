@@ -77,7 +77,16 @@ class C3D(nn.Module):
     convolution (``bn1``, ``bn2``, ... as later re-implementations do). The defaults are the paper's network.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.5, width: float = 1.0, fc_width: int = 4096, clip_shape: tuple[int, int, int] = C3D_INPUT[1:], batch_norm: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        width: float = 1.0,
+        fc_width: int = 4096,
+        clip_shape: tuple[int, int, int] = C3D_INPUT[1:],
+        batch_norm: bool = False,
+    ):
         super().__init__()
         require_positive(num_classes=num_classes, in_channels=in_channels, fc_width=fc_width)
         if width <= 0:
@@ -88,7 +97,9 @@ class C3D(nn.Module):
         for name, spec in C3D_LAYERS:
             if name.startswith("conv"):
                 out_channels = max(1, round(spec * width))
-                layers[name] = nn.Conv3d(channels, out_channels, kernel_size=3, padding=1, bias=not batch_norm)
+                layers[name] = nn.Conv3d(
+                    channels, out_channels, kernel_size=3, padding=1, bias=not batch_norm
+                )
                 if batch_norm:
                     layers[name.replace("conv", "bn")] = nn.BatchNorm3d(out_channels)
                 layers[name.replace("conv", "relu")] = nn.ReLU()
@@ -99,7 +110,9 @@ class C3D(nn.Module):
                 layers[name] = nn.MaxPool3d(spec, padding=padding)
         self.convs = nn.Sequential(layers)
         self.pool5_shape = self._pool5_shape(clip_shape)
-        self.fc6 = nn.Sequential(nn.Linear(math.prod(self.pool5_shape), fc_width), nn.ReLU(), nn.Dropout(dropout))
+        self.fc6 = nn.Sequential(
+            nn.Linear(math.prod(self.pool5_shape), fc_width), nn.ReLU(), nn.Dropout(dropout)
+        )
         self.fc7 = nn.Sequential(nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout))
         self.fc8 = nn.Linear(fc_width, num_classes)
         # He initialisation of the convolutions, as torchvision's VGG: without normalisation layers,
@@ -116,7 +129,9 @@ class C3D(nn.Module):
             if isinstance(module, nn.Conv3d):
                 channels = module.out_channels
             elif isinstance(module, nn.MaxPool3d):
-                kernels, paddings = (v if isinstance(v, tuple) else (v,) * 3 for v in (module.kernel_size, module.padding))
+                kernels, paddings = (
+                    v if isinstance(v, tuple) else (v,) * 3 for v in (module.kernel_size, module.padding)
+                )
                 sizes = [(n + 2 * p - k) // k + 1 for n, k, p in zip(sizes, kernels, paddings)]
         if min(sizes) < 1:
             raise BadArgumentError(f"c3d: a {tuple(clip_shape)} clip is too small for five poolings")
@@ -131,7 +146,9 @@ class C3D(nn.Module):
         except RuntimeError as err:  # a pool's output would be empty: the clip is far too small
             raise BadArgumentError(f"{wrong_size}; a {tuple(x.shape[2:])} clip is too small: {err}") from err
         if tuple(pooled.shape[1:]) != self.pool5_shape:
-            raise BadArgumentError(f"{wrong_size}; a {tuple(x.shape[2:])} clip gives {tuple(pooled.shape[1:])}")
+            raise BadArgumentError(
+                f"{wrong_size}; a {tuple(x.shape[2:])} clip gives {tuple(pooled.shape[1:])}"
+            )
         return self.fc7(self.fc6(pooled.flatten(1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,5 +170,19 @@ def c3d(num_classes: int, in_channels: int = 3, dropout: float = 0.5) -> C3D:
     default_input=(3, 16, 64, 64),
     description="C3D's layer pattern at 1/8 width, batch norm, 256-wide fc6/fc7, sized for the clip: a C3D-style net for CPU demos",
 )
-def c3d_small(num_classes: int, num_frames: int = 16, frame_size: tuple[int, int] = (64, 64), in_channels: int = 3, dropout: float = 0.5) -> C3D:
-    return C3D(num_classes, in_channels, dropout, width=C3D_SMALL_WIDTH, fc_width=256, clip_shape=(num_frames, *frame_size), batch_norm=True)
+def c3d_small(
+    num_classes: int,
+    num_frames: int = 16,
+    frame_size: tuple[int, int] = (64, 64),
+    in_channels: int = 3,
+    dropout: float = 0.5,
+) -> C3D:
+    return C3D(
+        num_classes,
+        in_channels,
+        dropout,
+        width=C3D_SMALL_WIDTH,
+        fc_width=256,
+        clip_shape=(num_frames, *frame_size),
+        batch_norm=True,
+    )

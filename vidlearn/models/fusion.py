@@ -164,7 +164,9 @@ class EarlyFusion(nn.Module):
     output ``B x K``.
     """
 
-    def __init__(self, num_classes: int, backbone: nn.Module, feature_dim: int, num_frames: int, in_channels: int = 3):
+    def __init__(
+        self, num_classes: int, backbone: nn.Module, feature_dim: int, num_frames: int, in_channels: int = 3
+    ):
         super().__init__()
         require_positive(num_frames=num_frames)
         self.in_channels = in_channels
@@ -250,7 +252,9 @@ def late_fusion_pool(num_classes: int, in_channels: int = 3) -> LateFusionPool:
 )
 def early_fusion(num_classes: int, num_frames: int = FUSION_INPUT[1], in_channels: int = 3) -> EarlyFusion:
     require_positive(num_frames=num_frames, in_channels=in_channels)
-    return EarlyFusion(num_classes, ConvTower(in_channels * num_frames), TOWER_WIDTHS[-1], num_frames, in_channels)
+    return EarlyFusion(
+        num_classes, ConvTower(in_channels * num_frames), TOWER_WIDTHS[-1], num_frames, in_channels
+    )
 
 
 @register_model(
@@ -260,5 +264,7 @@ def early_fusion(num_classes: int, num_frames: int = FUSION_INPUT[1], in_channel
 )
 def slow_fusion(num_classes: int, in_channels: int = 3) -> SlowFusion:
     # Keep all frames through the stem and first pool, then halve T with space: 16 -> 16 -> 8 -> 4.
-    tower = ConvTower(in_channels, dims=3, stem_stride=(1, 2, 2), pool_sizes=((1, 2, 2), (2, 2, 2), (2, 2, 2)))
+    tower = ConvTower(
+        in_channels, dims=3, stem_stride=(1, 2, 2), pool_sizes=((1, 2, 2), (2, 2, 2), (2, 2, 2))
+    )
     return SlowFusion(num_classes, tower, TOWER_WIDTHS[-1], in_channels)

@@ -114,7 +114,9 @@ class InflatedClassifier(nn.Module):
     default_input=I3D_INPUT,
     description="ImageNet-style ResNet-50 inflated as I3D (PySlowFast/PyTorchVideo I3D R50 8x8 configuration)",
 )
-def i3d_r50(num_classes: int, in_channels: int = 3, dropout: float = 0.5, temporal_padding: str = "zeros") -> I3DResNet:
+def i3d_r50(
+    num_classes: int, in_channels: int = 3, dropout: float = 0.5, temporal_padding: str = "zeros"
+) -> I3DResNet:
     require_dropout(dropout)
     resnet = resnet50(num_classes, in_channels)
     return I3DResNet(inflate(resnet, 1, i3d_time_kernels(resnet), temporal_padding), dropout)

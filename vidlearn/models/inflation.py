@@ -54,7 +54,9 @@ def inflate_weight(weight_2d: torch.Tensor, time_kernel: int) -> torch.Tensor:
     what the 2D one computes on one of them.
     """
     if weight_2d.ndim != 4:
-        raise BadArgumentError(f"a 2D convolution weight is O x I x K_h x K_w, got shape {tuple(weight_2d.shape)}")
+        raise BadArgumentError(
+            f"a 2D convolution weight is O x I x K_h x K_w, got shape {tuple(weight_2d.shape)}"
+        )
     if isinstance(time_kernel, bool) or not isinstance(time_kernel, int) or time_kernel < 1:
         raise BadArgumentError(f"time_kernel must be a positive integer, got {time_kernel!r}")
     return weight_2d.unsqueeze(2).expand(-1, -1, time_kernel, -1, -1) / time_kernel
@@ -173,19 +175,24 @@ def inflate_state_dict(
     if missing:
         problems.append(f"{len(missing)} keys of the 3D model are not in the 2D state dict: {_some(missing)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} keys of the 2D state dict are not in the 3D model: {_some(unexpected)}")
+        problems.append(
+            f"{len(unexpected)} keys of the 2D state dict are not in the 3D model: {_some(unexpected)}"
+        )
     inflated = {}
     for key, value in state_dict_2d.items():
         if key not in target or key.startswith(prefixes):
             continue
         fitted = fit_to_shape(value, target[key].shape)
         if fitted is None:
-            problems.append(f"{key} has shape {tuple(value.shape)} in the 2D state dict, which cannot become {tuple(target[key].shape)}")
+            problems.append(
+                f"{key} has shape {tuple(value.shape)} in the 2D state dict, which cannot become {tuple(target[key].shape)}"
+            )
         else:
             inflated[key] = fitted
     if problems:
         raise BadArgumentError(
-            "cannot map the 2D state dict onto the 3D model: " + "; ".join(problems)
+            "cannot map the 2D state dict onto the 3D model: "
+            + "; ".join(problems)
             + " (to leave layers out, e.g. a classifier for other classes, pass exclude=('fc.',))"
         )
     return inflated
@@ -196,7 +203,9 @@ def _time_kernel(value: object, what: str) -> tuple[int, int]:
     kernel, stride = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value, 1)
     for number in (kernel, stride):
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise BadArgumentError(f"{what} must be a positive integer K_t or a pair (K_t, time stride), got {value!r}")
+            raise BadArgumentError(
+                f"{what} must be a positive integer K_t or a pair (K_t, time stride), got {value!r}"
+            )
     if kernel % 2 == 0:
         # Padding K_t // 2 on both sides keeps T (at time stride 1) and the clip centred only for odd K_t.
         raise BadArgumentError(f"{what} must be odd, got {kernel}")
@@ -249,7 +258,12 @@ def _inflate_layer(name: str, module: nn.Module) -> nn.Module:
     if isinstance(module, nn.BatchNorm2d):
         _require_plain(name, module, nn.BatchNorm2d)
         norm = nn.BatchNorm3d(
-            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, device="meta"
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+            device="meta",
         )
         # The 2D layer belongs to inflate's own copy of the network, so its tensors can be taken over.
         norm.load_state_dict(module.state_dict(), assign=True)

@@ -162,7 +162,9 @@ class MultiscaleAttention(nn.Module):
 def mlp(dim: int, hidden: int) -> nn.Sequential:
     """Linear, GELU, linear; ``... x dim`` -> ``... x dim``."""
     # Keys 0 and 3 as in torchvision, whose MLP holds zero-probability dropouts at 2 and 4.
-    return nn.Sequential(OrderedDict([("0", nn.Linear(dim, hidden)), ("1", nn.GELU()), ("3", nn.Linear(hidden, dim))]))
+    return nn.Sequential(
+        OrderedDict([("0", nn.Linear(dim, hidden)), ("1", nn.GELU()), ("3", nn.Linear(hidden, dim))])
+    )
 
 
 class MultiscaleBlock(nn.Module):
@@ -233,7 +235,9 @@ class MViT(nn.Module):
         self.in_channels = in_channels
         self.clip_size = (num_frames, *as_pair(frame_size, "frame_size"))
         self.token_grid = strided(self.clip_size, PATCH_STRIDE)
-        self.conv_proj = nn.Conv3d(in_channels, size.dims[0], (3, 7, 7), stride=PATCH_STRIDE, padding=(1, 3, 3))
+        self.conv_proj = nn.Conv3d(
+            in_channels, size.dims[0], (3, 7, 7), stride=PATCH_STRIDE, padding=(1, 3, 3)
+        )
         # Named as torchvision's checkpoint keys (pos_encoding.class_token).
         self.pos_encoding = ClassToken(size.dims[0])
         # The paper's adaptive key/value strides pool keys and values to about the last stage's H x W:

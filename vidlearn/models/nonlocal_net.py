@@ -79,7 +79,9 @@ def insert_non_local(
     if isinstance(after, str):
         after = (after,)
     stages = {name: _find_stage(model, name) for name in after}
-    channels = _stage_channels(model, list(stages), probe_shape or (getattr(model, "in_channels", 3), 16, 112, 112))
+    channels = _stage_channels(
+        model, list(stages), probe_shape or (getattr(model, "in_channels", 3), 16, 112, 112)
+    )
     for name, (parent, child_name) in stages.items():
         stage = getattr(parent, child_name)
         block = NonLocalBlock(channels[name])

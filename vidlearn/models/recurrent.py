@@ -176,7 +176,9 @@ class RecurrentConvNet(nn.Module):
             raise BadArgumentError("widths must list at least one layer width")
         require_positive(in_channels=in_channels, **{f"width {i}": w for i, w in enumerate(widths)})
         self.in_channels = in_channels
-        self.layers = nn.Sequential(*(ConvGRU(c_in, c_out) for c_in, c_out in zip((in_channels, *widths), widths)))
+        self.layers = nn.Sequential(
+            *(ConvGRU(c_in, c_out) for c_in, c_out in zip((in_channels, *widths), widths))
+        )
         self.classifier = nn.Linear(widths[-1], num_classes)
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,12 @@ class Conv3DNoTemporal(nn.Conv3d):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int | None = None, stride: int = 1):
         super().__init__(
-            in_planes, out_planes, kernel_size=(1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False
+            in_planes,
+            out_planes,
+            kernel_size=(1, 3, 3),
+            stride=(1, stride, stride),
+            padding=(0, 1, 1),
+            bias=False,
         )
 
     @staticmethod
@@ -56,7 +61,9 @@ class Conv2Plus1D(nn.Sequential):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int, stride: int = 1):
         super().__init__(
-            nn.Conv3d(in_planes, midplanes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
+            nn.Conv3d(
+                in_planes, midplanes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False
+            ),
             nn.BatchNorm3d(midplanes),
             nn.ReLU(),
             nn.Conv3d(midplanes, out_planes, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
@@ -148,7 +155,9 @@ class VideoResNet(nn.Module):
         self.in_channels = in_channels
         self.stem = stem(in_channels)
         inplanes = 64
-        for index, (conv_builder, planes, blocks) in enumerate(zip(conv_builders, STAGE_WIDTHS, blocks_per_stage)):
+        for index, (conv_builder, planes, blocks) in enumerate(
+            zip(conv_builders, STAGE_WIDTHS, blocks_per_stage)
+        ):
             stride = 1 if index == 0 else 2
             downsample = None
             if stride != 1 or inplanes != planes:
@@ -191,7 +200,9 @@ def r3d_18(num_classes: int, in_channels: int = 3) -> VideoResNet:
     description="18-layer mixed-convolution ResNet: 3D first stage, 2D (1x3x3) after (torchvision layout)",
 )
 def mc3_18(num_classes: int, in_channels: int = 3) -> VideoResNet:
-    return VideoResNet(BasicStem, (Conv3DSimple,) + (Conv3DNoTemporal,) * 3, num_classes, in_channels=in_channels)
+    return VideoResNet(
+        BasicStem, (Conv3DSimple,) + (Conv3DNoTemporal,) * 3, num_classes, in_channels=in_channels
+    )
 
 
 @register_model(

@@ -54,15 +54,23 @@ class Bottleneck(Residual):
     ``B x C_in x T x H x W`` -> ``B x C_out x T x H/stride x W/stride``; time is never strided.
     """
 
-    def __init__(self, in_channels: int, inner: int, out_channels: int, temporal_kernel: int, stride: int = 1):
+    def __init__(
+        self, in_channels: int, inner: int, out_channels: int, temporal_kernel: int, stride: int = 1
+    ):
         branch = nn.Sequential(
             OrderedDict(
                 conv_a=nn.Conv3d(
-                    in_channels, inner, (temporal_kernel, 1, 1), padding=(temporal_kernel // 2, 0, 0), bias=False
+                    in_channels,
+                    inner,
+                    (temporal_kernel, 1, 1),
+                    padding=(temporal_kernel // 2, 0, 0),
+                    bias=False,
                 ),
                 bn_a=nn.BatchNorm3d(inner),
                 relu_a=nn.ReLU(),
-                conv_b=nn.Conv3d(inner, inner, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
+                conv_b=nn.Conv3d(
+                    inner, inner, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False
+                ),
                 bn_b=nn.BatchNorm3d(inner),
                 relu_b=nn.ReLU(),
                 conv_c=nn.Conv3d(inner, out_channels, 1, bias=False),
@@ -146,10 +154,16 @@ class SlowFast(nn.Module):
     ):
         super().__init__()
         require_positive(
-            num_classes=num_classes, alpha=alpha, beta_inv=beta_inv, lateral_kernel=lateral_kernel, in_channels=in_channels
+            num_classes=num_classes,
+            alpha=alpha,
+            beta_inv=beta_inv,
+            lateral_kernel=lateral_kernel,
+            in_channels=in_channels,
         )
         if lateral_kernel % 2 == 0:
-            raise BadArgumentError(f"lateral_kernel must be odd (centred on the slow frames), got {lateral_kernel}")
+            raise BadArgumentError(
+                f"lateral_kernel must be odd (centred on the slow frames), got {lateral_kernel}"
+            )
         if STEM_WIDTH % beta_inv:
             raise BadArgumentError(f"beta_inv must divide the stem width {STEM_WIDTH}, got {beta_inv}")
         require_dropout(dropout)
@@ -163,7 +177,9 @@ class SlowFast(nn.Module):
         for index, (stage, inner, blocks) in enumerate(zip(RES_STAGES, INNER_WIDTHS, RESNET50_BLOCKS)):
             stride = 1 if index == 0 else 2
             self.slow[stage] = res_stage(slow_in, inner, blocks, SLOW_TEMPORAL_KERNELS[stage], stride)
-            self.fast[stage] = res_stage(fast_in, inner // beta_inv, blocks, FAST_TEMPORAL_KERNELS[stage], stride)
+            self.fast[stage] = res_stage(
+                fast_in, inner // beta_inv, blocks, FAST_TEMPORAL_KERNELS[stage], stride
+            )
             slow_out, fast_in = inner * BOTTLENECK_EXPANSION, inner * BOTTLENECK_EXPANSION // beta_inv
             if stage != RES_STAGES[-1]:
                 self.lateral[stage] = Lateral(fast_in, alpha, lateral_kernel)
@@ -193,7 +209,9 @@ class SlowFast(nn.Module):
     default_input=SLOWFAST_INPUT,
     description="SlowFast ResNet-50: slow (every alpha-th frame) and fast (all frames, 1/8 width) pathways",
 )
-def slowfast_r50(num_classes: int, variant: str = "4x16", in_channels: int = 3, dropout: float = 0.5) -> SlowFast:
+def slowfast_r50(
+    num_classes: int, variant: str = "4x16", in_channels: int = 3, dropout: float = 0.5
+) -> SlowFast:
     """``variant`` "4x16" (alpha 8: 4 slow frames of a 32-frame clip) or "8x8" (alpha 4: 8 of 32)."""
     if variant not in VARIANTS:
         raise BadArgumentError(f"unknown SlowFast variant {variant!r}; choose one of {', '.join(VARIANTS)}")

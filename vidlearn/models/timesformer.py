@@ -100,7 +100,9 @@ class TimeSformer(nn.Module):
     ):
         super().__init__()
         if attention not in ATTENTION_SCHEMES:
-            raise BadArgumentError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_SCHEMES)}")
+            raise BadArgumentError(
+                f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_SCHEMES)}"
+            )
         require_positive(num_classes=num_classes)
         spec = transformer_size(size)
         self.attention = attention
@@ -113,7 +115,8 @@ class TimeSformer(nn.Module):
             self.time_embed = nn.Parameter(torch.zeros(1, num_frames, spec.dim))
         if attention == "divided":
             blocks = [
-                DividedSpaceTimeBlock(spec.dim, spec.heads, spec.mlp_ratio, num_frames) for _ in range(spec.depth)
+                DividedSpaceTimeBlock(spec.dim, spec.heads, spec.mlp_ratio, num_frames)
+                for _ in range(spec.depth)
             ]
         else:
             blocks = [Block(spec.dim, spec.heads, spec.mlp_ratio) for _ in range(spec.depth)]
@@ -128,7 +131,9 @@ class TimeSformer(nn.Module):
         batch, frames = patches.shape[:2]
         cls = self.cls_token + self.pos_embed[:, :1]
         if self.attention == "space":
-            tokens = torch.cat([cls.expand(batch * frames, -1, -1), rearrange(patches, "b t n d -> (b t) n d")], 1)
+            tokens = torch.cat(
+                [cls.expand(batch * frames, -1, -1), rearrange(patches, "b t n d -> (b t) n d")], 1
+            )
             cls_per_frame = self.blocks(tokens)[:, 0]
             return self.norm(reduce(cls_per_frame, "(b t) d -> b d", "mean", b=batch))
         patches = patches + self.time_embed[:, :, None]

@@ -60,7 +60,9 @@ TRANSFORMER_SIZES = {
 def transformer_size(name: str) -> TransformerSize:
     """The size called ``name`` (tiny, small, base)."""
     if name not in TRANSFORMER_SIZES:
-        raise BadArgumentError(f"unknown transformer size {name!r}; choose one of {', '.join(TRANSFORMER_SIZES)}")
+        raise BadArgumentError(
+            f"unknown transformer size {name!r}; choose one of {', '.join(TRANSFORMER_SIZES)}"
+        )
     return TRANSFORMER_SIZES[name]
 
 
@@ -143,7 +145,9 @@ def transformer_blocks(dim: int, depth: int, heads: int, mlp_ratio: int) -> nn.S
     return nn.Sequential(*(Block(dim, heads, mlp_ratio) for _ in range(depth)))
 
 
-def attend_in_groups(x: torch.Tensor, norm: nn.Module, attn: nn.Module, grouping: str, **sizes: int) -> torch.Tensor:
+def attend_in_groups(
+    x: torch.Tensor, norm: nn.Module, attn: nn.Module, grouping: str, **sizes: int
+) -> torch.Tensor:
     """``attn(norm(x))`` where a token attends only to the tokens of its group, in ``x``'s layout.
 
     ``grouping`` is an einops pattern from ``x``'s layout to ``groups x tokens x D``; e.g. with
@@ -178,7 +182,9 @@ class TubeletEmbedding(nn.Module):
         if not isinstance(tubelet, (tuple, list)) or len(tubelet) != 3:
             raise BadArgumentError(f"a tubelet is (t, h, w), got {tubelet!r}")
         require_positive(
-            in_channels=in_channels, num_frames=num_frames, **{f"tubelet {a}": s for a, s in zip("thw", tubelet)}
+            in_channels=in_channels,
+            num_frames=num_frames,
+            **{f"tubelet {a}": s for a, s in zip("thw", tubelet)},
         )
         self.clip_size = (num_frames, *as_pair(frame_size, "frame_size"))
         if any(size % step for size, step in zip(self.clip_size, tubelet)):

@@ -54,7 +54,9 @@ class SpatialStream(nn.Module):
 
 def temporal_stream(num_classes: int, num_flow_frames: int) -> EarlyFusion:
     """The temporal stream: early fusion of ``num_flow_frames`` flow fields (``2 * num_flow_frames`` channels)."""
-    return EarlyFusion(num_classes, ConvTower(2 * num_flow_frames), TOWER_WIDTHS[-1], num_flow_frames, in_channels=2)
+    return EarlyFusion(
+        num_classes, ConvTower(2 * num_flow_frames), TOWER_WIDTHS[-1], num_flow_frames, in_channels=2
+    )
 
 
 class TwoStream(nn.Module):
@@ -66,12 +68,18 @@ class TwoStream(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, num_frames: int = TWO_STREAM_INPUT[1], fusion: str = "average", spatial_weight: float = 0.5
+        self,
+        num_classes: int,
+        num_frames: int = TWO_STREAM_INPUT[1],
+        fusion: str = "average",
+        spatial_weight: float = 0.5,
     ):
         super().__init__()
         require_positive(num_frames=num_frames)
         if num_frames < 2:
-            raise BadArgumentError(f"two_stream needs clips of at least 2 frames (T-1 flow fields), got {num_frames}")
+            raise BadArgumentError(
+                f"two_stream needs clips of at least 2 frames (T-1 flow fields), got {num_frames}"
+            )
         if fusion not in FUSIONS:
             raise BadArgumentError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         if not 0.0 <= spatial_weight <= 1.0:
@@ -109,12 +117,18 @@ class TwoStream(nn.Module):
         return fuse_probabilities(spatial, temporal, self.spatial_weight)
 
 
-def fuse_probabilities(spatial_logits: torch.Tensor, temporal_logits: torch.Tensor, spatial_weight: float) -> torch.Tensor:
+def fuse_probabilities(
+    spatial_logits: torch.Tensor, temporal_logits: torch.Tensor, spatial_weight: float
+) -> torch.Tensor:
     """``log(w * softmax(s) + (1 - w) * softmax(t))``, computed stably in log space."""
-    weights = torch.tensor([spatial_weight, 1.0 - spatial_weight], dtype=spatial_logits.dtype, device=spatial_logits.device)
+    weights = torch.tensor(
+        [spatial_weight, 1.0 - spatial_weight], dtype=spatial_logits.dtype, device=spatial_logits.device
+    )
     log_probs = torch.stack([spatial_logits.log_softmax(-1), temporal_logits.log_softmax(-1)])
     # A zero weight would give log(0) = -inf; the mask keeps the other stream's term alone.
-    log_weights = torch.where(weights > 0, weights.clamp_min(1e-30).log(), torch.full_like(weights, -math.inf))
+    log_weights = torch.where(
+        weights > 0, weights.clamp_min(1e-30).log(), torch.full_like(weights, -math.inf)
+    )
     return torch.logsumexp(log_probs + log_weights[:, None, None], dim=0)
 
 
@@ -133,7 +147,9 @@ register_model(
 def flow_stream(num_classes: int, num_frames: int = 16) -> EarlyFusion:
     """``num_frames`` is the clip's T (RGB frames); the stream takes its T-1 flow fields."""
     if num_frames < 2:
-        raise BadArgumentError(f"flow_stream needs clips of at least 2 frames (T-1 flow fields), got {num_frames}")
+        raise BadArgumentError(
+            f"flow_stream needs clips of at least 2 frames (T-1 flow fields), got {num_frames}"
+        )
     return temporal_stream(num_classes, num_frames - 1)
 
 

@@ -61,7 +61,9 @@ class FactorisedSelfAttentionBlock(nn.Module):
         t = self.num_frames
         n = x.shape[1] // t
         x = x + attend_in_groups(x, self.norm1, self.attn, "b (t n) d -> (b t) n d", t=t, n=n)
-        x = x + attend_in_groups(x, self.temporal_norm, self.temporal_attn, "b (t n) d -> (b n) t d", t=t, n=n)
+        x = x + attend_in_groups(
+            x, self.temporal_norm, self.temporal_attn, "b (t n) d -> (b n) t d", t=t, n=n
+        )
         return x + self.mlp(self.norm2(x))
 
 
@@ -124,8 +126,13 @@ class ViViTFactorisedEncoder(ViViT):
         """``B x C x T x H x W`` -> ``B x D``."""
         frames = rearrange(self.patch_embed(x), "b t n d -> (b t) n d")
         frames = torch.cat([self.cls_token.expand(frames.shape[0], -1, -1), frames], 1) + self.pos_embed
-        per_frame = rearrange(self.spatial_norm(self.spatial_blocks(frames)[:, 0]), "(b t) d -> b t d", b=x.shape[0])
-        clip = torch.cat([self.temporal_cls_token.expand(x.shape[0], -1, -1), per_frame], 1) + self.temporal_pos_embed
+        per_frame = rearrange(
+            self.spatial_norm(self.spatial_blocks(frames)[:, 0]), "(b t) d -> b t d", b=x.shape[0]
+        )
+        clip = (
+            torch.cat([self.temporal_cls_token.expand(x.shape[0], -1, -1), per_frame], 1)
+            + self.temporal_pos_embed
+        )
         return self.norm(self.temporal_blocks(clip)[:, 0])
 
 
@@ -173,5 +180,7 @@ def vivit(
     in_channels: int = 3,
 ) -> ViViT:
     if variant not in VIVIT_VARIANTS:
-        raise BadArgumentError(f"unknown ViViT variant {variant!r}; choose one of {', '.join(VIVIT_VARIANTS)}")
+        raise BadArgumentError(
+            f"unknown ViViT variant {variant!r}; choose one of {', '.join(VIVIT_VARIANTS)}"
+        )
     return VIVIT_VARIANTS[variant](num_classes, size, tubelet, num_frames, frame_size, in_channels)

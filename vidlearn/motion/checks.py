@@ -29,7 +29,9 @@ def warp_back(next_frame: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.
         raise BadArgumentError(f"frame {next_frame.shape[:2]} and flow {flow.shape[:2]} differ in size")
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     map_x, map_y = x + flow[..., 0], y + flow[..., 1]
-    rebuilt = cv2.remap(next_frame.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    rebuilt = cv2.remap(
+        next_frame.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     valid = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
     return rebuilt, valid
 

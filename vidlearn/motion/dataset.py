@@ -38,7 +38,12 @@ INPUT_CHANNELS = {"rgb": 3, "flow": 2, "rgb+flow": 5}
 
 def flow_to_tensor(flow: np.ndarray, flow_scale: float = DEFAULT_BOUND) -> torch.Tensor:
     """``(T-1) x H x W x 2`` float flow in pixels -> float32 ``2 x (T-1) x H x W`` model input."""
-    return rearrange(torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)), "t h w c -> c t h w").contiguous() / flow_scale
+    return (
+        rearrange(
+            torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)), "t h w c -> c t h w"
+        ).contiguous()
+        / flow_scale
+    )
 
 
 def mirror_flow(flow: np.ndarray) -> np.ndarray:
@@ -99,13 +104,19 @@ class FlowViews:
             flow[k] = self._estimator(frames[k], frames[k + 1])
         return flow
 
-    def _frames_and_flow(self, video_path: str, video, clip: Clip, first: int) -> tuple[torch.Tensor, np.ndarray]:
+    def _frames_and_flow(
+        self, video_path: str, video, clip: Clip, first: int
+    ) -> tuple[torch.Tensor, np.ndarray]:
         frames = resize_short_side(read_clip(video, clip, first), self.spec.short_side)
         if min(frames.shape[1:3]) < self.spec.size:
-            raise BadArgumentError(f"crop {self.spec.size} does not fit in frames of {tuple(frames.shape[1:3])}")
+            raise BadArgumentError(
+                f"crop {self.spec.size} does not fit in frames of {tuple(frames.shape[1:3])}"
+            )
         return frames, self.clip_flow(video_path, clip, first, frames.numpy())
 
-    def _tensor(self, frames: torch.Tensor, flow: np.ndarray, top: int, left: int, flip: bool) -> torch.Tensor:
+    def _tensor(
+        self, frames: torch.Tensor, flow: np.ndarray, top: int, left: int, flip: bool
+    ) -> torch.Tensor:
         size = self.spec.size
         rgb_crop = frames[:, top : top + size, left : left + size]
         flow_crop = flow[:, top : top + size, left : left + size]
@@ -118,7 +129,9 @@ class FlowViews:
         # T-1 flow fields beside T frames: the last time step carries no flow.
         return torch.cat([rgb, torch.nn.functional.pad(flow_tensor, (0, 0, 0, 0, 0, 1))])
 
-    def train_tensor(self, video_path: str, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
+    def train_tensor(
+        self, video_path: str, video, clip: Clip, first: int, rng: np.random.Generator
+    ) -> torch.Tensor:
         frames, flow = self._frames_and_flow(video_path, video, clip, first)
         # The same draws, in the same order, as the RGB-only train_views: identical RGB crops.
         top, left = random_crop_origin(*frames.shape[1:3], (self.spec.size, self.spec.size), rng)
@@ -134,7 +147,16 @@ class FlowViews:
 class FlowClipDataset(ClipDataset):
     """``ClipDataset`` whose items are flow or RGB + flow clips (see ``FlowViews`` for the options)."""
 
-    def __init__(self, index: VideoIndex, spec: ClipSpec, train: bool, seed: int = 0, normalization: Normalization = Normalization(), prepared: PreparedStore | None = None, **flow_options):
+    def __init__(
+        self,
+        index: VideoIndex,
+        spec: ClipSpec,
+        train: bool,
+        seed: int = 0,
+        normalization: Normalization = Normalization(),
+        prepared: PreparedStore | None = None,
+        **flow_options,
+    ):
         super().__init__(index, spec, train, seed, normalization, prepared=prepared)
         self.views = FlowViews(spec, normalization=normalization, **flow_options)
 
@@ -142,7 +164,9 @@ class FlowClipDataset(ClipDataset):
     def reads_without_decoding(self) -> bool:
         return self.prepared is not None and self.views.store is not None  # else flow is computed per clip
 
-    def train_tensor(self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator) -> torch.Tensor:
+    def train_tensor(
+        self, entry: IndexEntry, video, clip: Clip, first: int, rng: np.random.Generator
+    ) -> torch.Tensor:
         return self.views.train_tensor(entry.path, video, clip, first, rng)
 
     def test_tensors(self, entry: IndexEntry, video, clip: Clip, first: int) -> list[torch.Tensor]:

@@ -82,7 +82,9 @@ def flow_params(method: str, **overrides: object):
     valid = {f.name for f in fields(cls)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise BadArgumentError(f"flow method {method!r} has no parameter {', '.join(unknown)}; its parameters: {', '.join(sorted(valid))}")
+        raise BadArgumentError(
+            f"flow method {method!r} has no parameter {', '.join(unknown)}; its parameters: {', '.join(sorted(valid))}"
+        )
     params = cls(**overrides)
     if method == "dis" and params.preset not in _DIS_PRESETS:
         raise BadArgumentError(f"DIS preset must be one of {', '.join(_DIS_PRESETS)}, got {params.preset!r}")
@@ -170,7 +172,9 @@ class FlowEstimator:
             return self._solve(prev_gray, next_gray)
         scale = self.size / min(height, width)
         small = (max(1, round(width * scale)), max(1, round(height * scale)))
-        flow = self._solve(*(cv2.resize(f, small, interpolation=cv2.INTER_AREA) for f in (prev_gray, next_gray)))
+        flow = self._solve(
+            *(cv2.resize(f, small, interpolation=cv2.INTER_AREA) for f in (prev_gray, next_gray))
+        )
         return resize_flow(flow, (height, width))
 
     def pairs(self, frames: np.ndarray, step: int = 1) -> np.ndarray:

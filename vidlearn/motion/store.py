@@ -28,8 +28,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidlearn.data.stores import JobReport, dataset_cache_folder, open_or_create, pending, read_manifest, run_jobs, store_path
-from vidlearn.data.stores import shard_of  # noqa: F401 (importable from here, where it used to live)
+from vidlearn.data.stores import (
+    JobReport,
+    dataset_cache_folder,
+    open_or_create,
+    pending,
+    read_manifest,
+    run_jobs,
+    shard_of,  # noqa: F401 (importable from here, where it used to live)
+    store_path,
+)
 from vidlearn.errors import BadArgumentError, VideoReadError
 from vidlearn.files import atomic_path
 from vidlearn.io import open_video
@@ -78,7 +86,10 @@ class FlowSettings:
 def default_store_folder(dataset_root: str | Path, settings: FlowSettings) -> Path:
     """``$VIDLEARN_CACHE/flow/<dataset name>-<hash of its path>/<method>-s<short side>-step<k>``
     (the cache default is ``~/.cache/vidlearn``): datasets may live on read-only storage."""
-    return dataset_cache_folder("flow", dataset_root) / f"{settings.method}-s{settings.short_side}-step{settings.step}"
+    return (
+        dataset_cache_folder("flow", dataset_root)
+        / f"{settings.method}-s{settings.short_side}-step{settings.step}"
+    )
 
 
 class FlowStore:
@@ -87,7 +98,9 @@ class FlowStore:
     def __init__(self, folder: str | Path, dataset_root: str | Path):
         self.folder = Path(folder)
         self.dataset_root = Path(dataset_root).absolute()
-        self.settings = read_manifest(self.folder, MANIFEST, FlowSettings, "flow store", "vidlearn flow-extract")
+        self.settings = read_manifest(
+            self.folder, MANIFEST, FlowSettings, "flow store", "vidlearn flow-extract"
+        )
 
     def path_for(self, video: str | Path) -> Path:
         return store_path(self.folder, self.dataset_root, video, SUFFIX)
@@ -99,12 +112,16 @@ class FlowStore:
         """Flow (float32 pixels, ``N x H x W x 2``) from frame k to k + step for each k in ``pairs``."""
         path = self.path_for(video)
         if not path.exists():
-            raise VideoReadError(str(video), f"no flow in the store {self.folder}; run `vidlearn flow-extract` first")
+            raise VideoReadError(
+                str(video), f"no flow in the store {self.folder}; run `vidlearn flow-extract` first"
+            )
         stored = np.load(path, mmap_mode="r")
         pairs = np.asarray(pairs, dtype=np.int64)
         bad = pairs[(pairs < 0) | (pairs >= len(stored))]
         if bad.size:
-            raise VideoReadError(str(video), f"flow pair {int(bad[0])} out of range (the store holds {len(stored)})")
+            raise VideoReadError(
+                str(video), f"flow pair {int(bad[0])} out of range (the store holds {len(stored)})"
+            )
         return dequantize(np.asarray(stored[pairs]), self.settings.bound)
 
 
@@ -139,13 +156,19 @@ def _extract_one(task: tuple[str, str, FlowSettings]) -> int:
     with open_video(video, size=settings.short_side, threads=1) as reader:
         frames = reader.info.frames
         if frames <= settings.step:
-            raise VideoReadError(video, f"{frames} frame(s): flow with step {settings.step} needs at least {settings.step + 1}")
+            raise VideoReadError(
+                video, f"{frames} frame(s): flow with step {settings.step} needs at least {settings.step + 1}"
+            )
         height, width = reader.frame_shape[:2]
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target, suffix=".npy") as temporary:
-            out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(frames - settings.step, height, width, 2))
+            out = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=np.uint8, shape=(frames - settings.step, height, width, 2)
+            )
             count = 0
-            for count, flow in enumerate(settings.estimator().stream((block for _, block in reader.iter_chunks(32)), settings.step), 1):
+            for count, flow in enumerate(
+                settings.estimator().stream((block for _, block in reader.iter_chunks(32)), settings.step), 1
+            ):
                 out[count - 1] = quantize(flow, settings.bound)
             if count != len(out):
                 raise VideoReadError(video, f"decoded {count + settings.step} frames, expected {frames}")
@@ -170,6 +193,9 @@ def extract_flow(
     """
     store = open_or_create_store(folder, settings, dataset_root)
     report = ExtractionReport(store.folder)
-    tasks = [(video, (video, str(store.path_for(video)), settings)) for video in pending(videos, shard, store.has, report)]
+    tasks = [
+        (video, (video, str(store.path_for(video)), settings))
+        for video in pending(videos, shard, store.has, report)
+    ]
     run_jobs(_extract_one, tasks, report, f"flow ({settings.method})", workers, progress)
     return report

@@ -52,7 +52,14 @@ def _scale_for(flows: np.ndarray) -> float:
     return max(float(np.percentile(magnitude, 99)), 1e-3)
 
 
-def compute_video_flow(path: str | Path, estimator: FlowEstimator, out: np.ndarray | None, size: int | None, max_frames: int | None, progress: bool) -> tuple[np.ndarray, WarpError]:
+def compute_video_flow(
+    path: str | Path,
+    estimator: FlowEstimator,
+    out: np.ndarray | None,
+    size: int | None,
+    max_frames: int | None,
+    progress: bool,
+) -> tuple[np.ndarray, WarpError]:
     """Flow of consecutive frames into ``out`` (or a new array), with the warping error accumulated."""
     with open_video(path, size=size) as video:
         frames = video.info.frames if max_frames is None else min(max_frames, video.info.frames)
@@ -106,7 +113,9 @@ def flow_video(
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target, suffix=".npy") as temporary:
             # On disk, not in memory: a long video's flow may not fit in RAM.
-            store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=(max(frames - 1, 0), height, width, 2))
+            store = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=np.float32, shape=(max(frames - 1, 0), height, width, 2)
+            )
             flows, warp = compute_video_flow(path, estimator, store, size, frames, progress)
             flows.flush()
             seconds = time.perf_counter() - started
@@ -117,8 +126,14 @@ def flow_video(
                 _write_pngs(Path(png_dir), _pictures(path, flows, scale, size, side_by_side))
             del flows, store
     return FlowVideoResult(
-        frames - 1, (height, width), scale, warp, seconds,
-        Path(out) if out is not None else None, Path(raw) if raw is not None else None, Path(png_dir) if png_dir is not None else None,
+        frames - 1,
+        (height, width),
+        scale,
+        warp,
+        seconds,
+        Path(out) if out is not None else None,
+        Path(raw) if raw is not None else None,
+        Path(png_dir) if png_dir is not None else None,
     )
 
 

@@ -66,7 +66,11 @@ class VideoMAE(nn.Module):
         in_channels: int = 3,
     ):
         super().__init__()
-        if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 <= mask_ratio < 1:
+        if (
+            isinstance(mask_ratio, bool)
+            or not isinstance(mask_ratio, (int, float))
+            or not 0 <= mask_ratio < 1
+        ):
             raise BadArgumentError(f"mask_ratio must be a number in [0, 1), got {mask_ratio!r}")
         spec = transformer_size(size)
         self.backbone_options = dict(
@@ -115,7 +119,9 @@ class VideoMAE(nn.Module):
         """``batch x N`` booleans: per clip, the same random ``int(mask_ratio * N_s)`` positions masked at
         every temporal index."""
         device = generator.device if generator is not None else self.decoder_pos_embed.device
-        noise = torch.rand(batch, self.encoder.patch_embed.patches_per_frame, generator=generator, device=device)
+        noise = torch.rand(
+            batch, self.encoder.patch_embed.patches_per_frame, generator=generator, device=device
+        )
         # The positions with the smallest noise are masked: exactly masked_per_frame per clip.
         rank = noise.argsort(dim=1).argsort(dim=1)
         frame_mask = rank < self.masked_per_frame
@@ -155,7 +161,9 @@ class VideoMAE(nn.Module):
         pixels = self._tubelet_pixels(clips)
         mean, std = _tubelet_statistics(pixels)
         predicted_pixels = rearrange(prediction, "b n (p c) -> b n p c", c=clips.shape[1])
-        predicted_pixels = predicted_pixels * _gather_tokens(std, masked_index) + _gather_tokens(mean, masked_index)
+        predicted_pixels = predicted_pixels * _gather_tokens(std, masked_index) + _gather_tokens(
+            mean, masked_index
+        )
         where = masked_index[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
         reconstructed = pixels.scatter(1, where, predicted_pixels)
         masked = pixels.masked_fill(mask[:, :, None, None], 0.0)

@@ -7,8 +7,8 @@ state, no dependence on the user's configured backend, safe to call from any thr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg

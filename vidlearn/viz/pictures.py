@@ -19,7 +19,14 @@ def clip_to_uint8(clip: torch.Tensor, mean, std) -> np.ndarray:
     return pixels.round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
 
 
-def save_reconstructions(path: str | Path, clips: torch.Tensor, masked: torch.Tensor, rebuilt: torch.Tensor, normalization, frames: int = 3) -> Path:
+def save_reconstructions(
+    path: str | Path,
+    clips: torch.Tensor,
+    masked: torch.Tensor,
+    rebuilt: torch.Tensor,
+    normalization,
+    frames: int = 3,
+) -> Path:
     """A PNG grid: one row per clip, and for ``frames`` evenly spaced frames the original, the
     masked input the encoder saw (masked tubelets grey) and the reconstruction."""
     mean, std = normalization.mean, normalization.std
@@ -30,7 +37,11 @@ def save_reconstructions(path: str | Path, clips: torch.Tensor, masked: torch.Te
         images = [clip_to_uint8(c, mean, std) for c in (original, hidden, rebuilt_clip)]
         hidden_pixels = (hidden == 0).all(dim=0).cpu().numpy()  # masked tubelets were zeroed
         images[1][hidden_pixels] = 128
-        tiles = [np.pad(images[kind][k], ((2, 2), (2, 2), (0, 0)), constant_values=255) for k in picks for kind in range(3)]
+        tiles = [
+            np.pad(images[kind][k], ((2, 2), (2, 2), (0, 0)), constant_values=255)
+            for k in picks
+            for kind in range(3)
+        ]
         rows.append(np.concatenate(tiles, axis=1))
     grid = np.concatenate(rows, axis=0)
     path = Path(path)

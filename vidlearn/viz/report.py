@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -28,7 +29,9 @@ def plot_learning_curves(rows: Sequence[Any], path: str | Path) -> Path:
         epochs = [h["epoch"] for h in row.history]
         loss_axes.plot(epochs, [h["train_loss"] for h in row.history], marker="o", label=row.model)
         tested = [h for h in row.history if "test_video_top1" in h]
-        accuracy_axes.plot([h["epoch"] for h in tested], [h["test_video_top1"] for h in tested], marker="o", label=row.model)
+        accuracy_axes.plot(
+            [h["epoch"] for h in tested], [h["test_video_top1"] for h in tested], marker="o", label=row.model
+        )
     loss_axes.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
     accuracy_axes.set(title="test video accuracy (top-1)", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     accuracy_axes.legend(fontsize=8)
@@ -57,7 +60,15 @@ def _fmt(value: float) -> str:
     return "n/a" if value != value else f"{value:.3f}"
 
 
-def write_demo_report(out: Path, rows: Sequence[Any], settings: Any, synth: Any, pairs: Sequence[tuple[str, str]], seconds: float, pretraining: Any = None) -> Path:
+def write_demo_report(
+    out: Path,
+    rows: Sequence[Any],
+    settings: Any,
+    synth: Any,
+    pairs: Sequence[tuple[str, str]],
+    seconds: float,
+    pretraining: Any = None,
+) -> Path:
     """``out/report.md``: the comparison table, where the plots are, and how to read them against the course."""
     by_name = {row.model: row for row in rows}
     lines = [
@@ -93,7 +104,9 @@ def write_demo_report(out: Path, rows: Sequence[Any], settings: Any, synth: Any,
         lines += ["", f"![learning curves: {section}](learning_curves_{section_slug(section)}.png)"]
     lines += [
         "",
-        "Confusion matrices (video level, test set): " + ", ".join(f"[{row.model}]({row.model}/confusion.png)" for row in rows) + ".",
+        "Confusion matrices (video level, test set): "
+        + ", ".join(f"[{row.model}]({row.model}/confusion.png)" for row in rows)
+        + ".",
         "",
         "## Reading the table against the course",
         "",
@@ -132,7 +145,8 @@ def _pretraining_lines(pretraining: Any, rows: dict[str, Any]) -> list[str]:
         f"VideoMAE (tiny ViT encoder, 90% tube masking) pre-trained for {last['epoch']} epochs on the training videos without their labels: "
         f"masked-tubelet loss {first['train_loss']:.3f} after epoch 1, {last['train_loss']:.3f} after epoch {last['epoch']} "
         f"({pretraining.seconds / 60:.1f} minutes). Reconstructions (columns: original, masked input, reconstruction): "
-        + ", ".join(f"[{name}](videomae/{name})" for name in pictures) + ".",
+        + ", ".join(f"[{name}](videomae/{name})" for name in pictures)
+        + ".",
         "",
         "![pre-training loss](videomae/pretraining_loss.png)",
         "",
@@ -231,5 +245,7 @@ def _course_claims(rows: dict[str, Any]) -> list[str]:
     out += _long_range_claims(rows)
     out += _modern_claims(rows)
     out.append("")
-    out.append("These are small models trained for minutes on synthetic data: differences of a few points are within run-to-run noise.")
+    out.append(
+        "These are small models trained for minutes on synthetic data: differences of a few points are within run-to-run noise."
+    )
     return out
