@@ -132,7 +132,16 @@ class LoopSettings:
     progress: bool = True
     label: str = "epoch"
 
+    @classmethod
+    def from_config(cls, config: Any, **changes: Any) -> LoopSettings:
+        """The loop's share of a run's config dataclass (every field of the same name), then ``changes``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in dataclasses.asdict(config).items() if k in names}
+        return cls(**{**values, **changes})
+
     def __post_init__(self) -> None:
+        if self.out is not None:
+            self.out = Path(self.out)
         if self.schedule not in SCHEDULES:
             raise BadArgumentError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.best_mode not in ("max", "min"):

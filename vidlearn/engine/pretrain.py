@@ -159,24 +159,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True
         device = pick_device(config.device, dist)
         progress = progress and dist.is_main
         objective = MaskedVideoModelling(config, device, progress)
-        settings = LoopSettings(
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            betas=(0.9, 0.95),
-            warmup_epochs=config.warmup_epochs,
-            grad_accum=config.grad_accum,
-            clip_grad=config.clip_grad,
-            amp=config.amp,
-            seed=config.seed,
-            workers=config.workers,
-            checkpoint_every=config.checkpoint_every,
-            max_steps_per_epoch=config.max_steps_per_epoch,
-            out=Path(config.out),
-            progress=progress,
-            label="pretrain",
-        )
+        settings = LoopSettings.from_config(config, betas=(0.9, 0.95), progress=progress, label="pretrain")
         result = TrainingLoop(objective, settings, device, dist, resume=resume).run()
         return PretrainResult(result.out, result.out / "encoder.safetensors", result.history, result.seconds)
     finally:

@@ -164,28 +164,6 @@ class Classification(Objective):
         }
 
 
-def loop_settings(config: TrainConfig, quiet: bool) -> LoopSettings:
-    """The loop's share of a training config."""
-    return LoopSettings(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        warmup_epochs=config.warmup_epochs,
-        grad_accum=config.grad_accum,
-        clip_grad=config.clip_grad,
-        amp=config.amp,
-        seed=config.seed,
-        workers=config.workers,
-        eval_every=config.eval_every,
-        checkpoint_every=config.checkpoint_every,
-        max_steps_per_epoch=config.max_steps_per_epoch,
-        best_metric=config.best_metric,
-        out=Path(config.out),
-        progress=not quiet,
-    )
-
-
 def train(
     config: TrainConfig,
     resume: bool = False,
@@ -204,7 +182,13 @@ def train(
                 config.data, config.split, progress=not quiet, classes=config.classes
             )
         objective = Classification(config, device, dist, train_index, test_index, resume=resume, quiet=quiet)
-        loop = TrainingLoop(objective, loop_settings(objective.config, quiet), device, dist, resume=resume)
+        loop = TrainingLoop(
+            objective,
+            LoopSettings.from_config(objective.config, progress=not quiet),
+            device,
+            dist,
+            resume=resume,
+        )
         out = Path(config.out)
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
