@@ -7,7 +7,8 @@
 Suites (each a module with ``run(ctx) -> list[Row]``): clips (sampling from the original files
 against decord, torchcodec and PyAV), prepared (a prepared store against decord on the originals),
 models (vidlearn's models against torchvision's, GEMM peak, memory), e2e (loader + model against
-the model alone). Peers that are not installed are left out (the tiny CI run has none but PyAV).
+the model alone), loop (vidlearn's training loop against a plain PyTorch loop on the same data and
+model). Peers that are not installed are left out (the tiny CI run has none but PyAV).
 
 docs/benchmarks.md keeps its hand-written sections; the run replaces only the part between the
 ``<!-- make bench -->`` markers. Outside ``--tiny``, each suite runs in a process of its own, so
@@ -34,7 +35,7 @@ sys.path.insert(0, str(HERE))
 from harness import Context, Row, machine_facts, write_results  # noqa: E402
 
 REPO = HERE.parent
-SUITES = ("clips", "prepared", "models", "e2e")
+SUITES = ("clips", "prepared", "models", "e2e", "loop")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov"}
 SHARED_VIDEOS = REPO.parent / "shared" / "videos"
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
@@ -45,6 +46,7 @@ TITLES = {
     "e2e": "4. End-to-end training: loader + model against the model alone",
     "peak": "5. Distance to the machine's limit (fp32 GEMM peak)",
     "memory": "6. Peak memory of a training step at batch 8",
+    "loop": "7. vidlearn's training loop against a plain PyTorch loop",
 }
 
 
@@ -77,7 +79,13 @@ def markdown(rows: list[Row], facts: dict, command: str, seconds: float) -> str:
         group_rows = [r for r in rows if r.group == group]
         if not group_rows:
             continue
-        lines += ["", f"### {title}", "", "| task | vidlearn | peer | ratio (min-max) | goal | met | notes |", "|---|---:|---:|---:|---|---|---|"]
+        lines += [
+            "",
+            f"### {title}",
+            "",
+            "| task | vidlearn | peer | ratio (min-max) | goal | met | notes |",
+            "|---|---:|---:|---:|---|---|---|",
+        ]
         for r in group_rows:
             met = {True: "yes", False: "**no**", None: ""}[r.met()]
             lines.append(
@@ -93,7 +101,9 @@ def save(rows: list[Row], command: str, seconds: float, out: Path | None, unfini
     facts = machine_facts()
     table = markdown(rows, facts, command, seconds)
     if unfinished:
-        table = table.replace(END, f"\n(run interrupted or still going: suites {', '.join(unfinished)} not measured yet)\n{END}")
+        table = table.replace(
+            END, f"\n(run interrupted or still going: suites {', '.join(unfinished)} not measured yet)\n{END}"
+        )
     results = (out or HERE) / "results.json"
     doc = (out / "benchmarks.md") if out else REPO / "docs" / "benchmarks.md"
     write_results(rows, facts, command, results)
@@ -118,7 +128,18 @@ def run_suite(suite: str, ctx: Context, args: argparse.Namespace) -> list[Row]:
     if args.tiny or args.rows_to:
         return importlib.import_module(f"suite_{suite}").run(ctx)
     rows_file = ctx.work_dir / f"rows-{suite}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--only", suite, "--repeats", str(ctx.repeats), "--rows-to", str(rows_file), "--videos", *map(str, ctx.videos or [ctx.work_dir / "no-videos"])]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--only",
+        suite,
+        "--repeats",
+        str(ctx.repeats),
+        "--rows-to",
+        str(rows_file),
+        "--videos",
+        *map(str, ctx.videos or [ctx.work_dir / "no-videos"]),
+    ]
     if ctx.synth_root is not None:
         command += ["--synth-root", str(ctx.synth_root)]
     subprocess.run(command, check=True)
@@ -127,17 +148,37 @@ def run_suite(suite: str, ctx: Context, args: argparse.Namespace) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run vidlearn's benchmark suites against their peers.")
-    parser.add_argument("--tiny", action="store_true", help="seconds-long settings (CI): checks the suites still run")
-    parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated suites of {', '.join(SUITES)}")
-    parser.add_argument("--repeats", type=int, default=None, help="alternating repeats per row (default 3; tiny 1)")
-    parser.add_argument("--videos", type=Path, nargs="+", default=[SHARED_VIDEOS], help="real videos, or folders of them (default ../shared/videos)")
-    parser.add_argument("--synth-videos", type=int, default=None, help="SynthActions videos to render (default 180; tiny 18)")
     parser.add_argument(
-        "--out", type=Path, default=None,
+        "--tiny", action="store_true", help="seconds-long settings (CI): checks the suites still run"
+    )
+    parser.add_argument(
+        "--only", default=",".join(SUITES), help=f"comma-separated suites of {', '.join(SUITES)}"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="alternating repeats per row (default 3; tiny 1)"
+    )
+    parser.add_argument(
+        "--videos",
+        type=Path,
+        nargs="+",
+        default=[SHARED_VIDEOS],
+        help="real videos, or folders of them (default ../shared/videos)",
+    )
+    parser.add_argument(
+        "--synth-videos", type=int, default=None, help="SynthActions videos to render (default 180; tiny 18)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
         help="folder for results.json and benchmarks.md (default: bench/ and docs/ for a full run; a partial or tiny run only prints its table)",
     )
-    parser.add_argument("--rows-to", type=Path, default=None, help=argparse.SUPPRESS)  # the child of an isolated run
-    parser.add_argument("--synth-root", type=Path, default=None, help=argparse.SUPPRESS)  # its parent's SynthActions
+    parser.add_argument(
+        "--rows-to", type=Path, default=None, help=argparse.SUPPRESS
+    )  # the child of an isolated run
+    parser.add_argument(
+        "--synth-root", type=Path, default=None, help=argparse.SUPPRESS
+    )  # its parent's SynthActions
     args = parser.parse_args(argv)
     suites = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(suites) - set(SUITES))
@@ -145,12 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
     repeats = args.repeats or (1 if args.tiny else 3)
     videos = sorted(
-        video for place in args.videos for video in (place.glob("*") if place.is_dir() else [place])
+        video
+        for place in args.videos
+        for video in (place.glob("*") if place.is_dir() else [place])
         if video.suffix.lower() in VIDEO_SUFFIXES and video.is_file()
     )
     if args.tiny:
         videos = videos[:2]
-    command = "bench/.venv/bin/python bench/run.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "bench/.venv/bin/python bench/run.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vidlearn-bench-") as work:
         ctx = Context(tiny=args.tiny, repeats=repeats, videos=videos, synth_root=None, work_dir=Path(work))
@@ -158,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             ctx.log(f"no videos in {' '.join(map(str, args.videos))}: the per-file rows are left out")
         if args.synth_root:
             ctx.synth_root = args.synth_root
-        elif {"clips", "prepared", "e2e"} & set(suites):
-            ctx.synth_root = synthesize_dataset(Path(work) / "synth", args.synth_videos or (18 if args.tiny else 180), ctx)
+        elif {"clips", "prepared", "e2e", "loop"} & set(suites):
+            ctx.synth_root = synthesize_dataset(
+                Path(work) / "synth", args.synth_videos or (18 if args.tiny else 180), ctx
+            )
         rows: list[Row] = []
         complete = not args.tiny and suites == list(SUITES) and args.videos == [SHARED_VIDEOS]
         for done, suite in enumerate(suites, 1):
