@@ -34,7 +34,7 @@ test: venv
 	$(BIN)/python -m pytest -n 2 -q tests
 
 demo: venv
-	$(BIN)/vidlearn demo --out $(DEMO_DIR)
+	$(BIN)/vidlearn study classic --out $(DEMO_DIR)
 
 # Benchmarks against decord, torchcodec, PyAV and torchvision (docs/benchmarks.md): a separate
 # environment, because the peers need a newer torch than the library pins.

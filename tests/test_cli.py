@@ -33,6 +33,7 @@ def test_every_command_has_help():
         "eval",
         "predict",
         "demo",
+        "study",
     ):
         assert command in listed
         assert run(command, "--help").returncode == 0

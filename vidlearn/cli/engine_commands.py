@@ -77,32 +77,6 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_predict)
 
-    d = subparsers.add_parser(
-        "demo",
-        help="the main job: synthesise SynthActions, train and compare the course's models, write a report",
-    )
-    d.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR")
-    d.add_argument(
-        "--quick",
-        action="store_true",
-        help="a minutes-long smoke version (fewer videos and epochs, smaller clips)",
-    )
-    d.add_argument(
-        "--sections",
-        help="only these sections, by number or title start, comma-separated (e.g. 1,2 or 'two streams')",
-    )
-    d.set_defaults(func=run_demo_command)
-
-
-def run_demo_command(args: argparse.Namespace) -> int:
-    from vidlearn.engine.demo import DemoSettings, run_demo
-
-    settings = DemoSettings().quick() if args.quick else DemoSettings()
-    if args.sections:
-        settings = settings.only([part.strip() for part in args.sections.split(",") if part.strip()])
-    run_demo(args.out, settings)
-    return 0
-
 
 def run_train(args: argparse.Namespace) -> int:
     from vidlearn.engine.config import load_config

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "vidlearn.cli.motion_commands",
     "vidlearn.cli.model_commands",
     "vidlearn.cli.engine_commands",
+    "vidlearn.cli.study_commands",
 )
 
 
