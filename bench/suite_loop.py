@@ -128,11 +128,7 @@ class TimedLoop(TrainingLoop):
 
 def settings_of(config: TrainConfig) -> LoopSettings:
     """The loop's settings as ``train()`` makes them from its config (progress bar off)."""
-    if hasattr(LoopSettings, "from_config"):
-        return LoopSettings.from_config(config, progress=False)
-    from vidlearn.engine.train import loop_settings  # before LoopSettings.from_config
-
-    return dataclasses.replace(loop_settings(config, quiet=True), progress=False)
+    return LoopSettings.from_config(config, progress=False)
 
 
 def clips_in(batches: int, batch_size: int, dataset_size: int, epochs: int) -> int:
