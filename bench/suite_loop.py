@@ -87,13 +87,13 @@ def cases(tiny: bool) -> list[Case]:
     )
     r3d = TrainConfig(model="r3d_18", num_frames=16, stride=2, size=112, short_side=128, batch_size=4)
     return [
-        Case("slow_fusion, the demo's setting", demo, epochs=2, steps=None, repeats=9),
+        Case("slow_fusion, the demo's setting", demo, epochs=6, steps=None, repeats=7),
         Case(
             "single_frame, the demo's setting",
             dataclasses.replace(demo, model="single_frame"),
-            epochs=2,
+            epochs=6,
             steps=None,
-            repeats=9,
+            repeats=7,
         ),
         Case("r3d_18, 16 x 112 x 112", r3d, epochs=1, steps=4),
     ]
