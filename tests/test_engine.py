@@ -113,6 +113,39 @@ def test_holdout_and_class_selection(synth_root):
         load_splits(str(synth_root), classes=["Dance"], progress=False)
 
 
+def test_validation_split_holds_out_whole_groups_per_class():
+    from vidlearn.data.index import DatasetSource, IndexEntry, VideoIndex
+    from vidlearn.engine.sources import recording_group, validation_split
+
+    assert recording_group("a/v_ApplyEyeMakeup_g08_c01.avi") == "v_ApplyEyeMakeup_g08"
+    assert recording_group("Grow_g01_c03.mp4") == "Grow_g01" and recording_group("clip.mp4") == "clip"
+    entries = [IndexEntry(f"{name}_g{g:02d}_c{c}.mp4", label) for label, name in enumerate(("A", "B"))
+               for g in range(10) for c in range(2)] + [IndexEntry("C_only.mp4", 2)]  # fmt: skip
+    index = VideoIndex(entries, ["A", "B", "C"], DatasetSource("synthactions", "."))
+    train, val = validation_split(index, 0.2, seed=0)
+    assert len(train) + len(val) == len(index) and not {e.path for e in train} & {e.path for e in val}
+    assert val.class_counts() == {"A": 4, "B": 4, "C": 0}  # 2 groups of 2 per class; a lone video stays
+    assert not {recording_group(e.path) for e in train} & {recording_group(e.path) for e in val}
+    assert validation_split(index, 0.2, seed=1)[1].entries != val.entries  # the seed draws the groups
+    with pytest.raises(BadArgumentError, match="val_fraction"):
+        validation_split(index, 1.0)
+
+
+def test_validation_picks_the_best_and_the_test_split_is_evaluated_once(synth_root, tmp_path):
+    config = tiny_config(synth_root, tmp_path / "run", "epochs=3", "val_fraction=0.3", "patience=5")
+    result = train(config, quiet=True)
+    assert all("val_video_top1" in row and "test_video_top1" not in row for row in result.history)
+    record = read_record(result.best_checkpoint)
+    _, test_index = load_splits(str(synth_root), classes=CLASSES.split(","), progress=False)
+    assert (
+        record["data"]["val_videos"] > 0 and record["metrics"]["num_videos"] == record["data"]["val_videos"]
+    )
+    written = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert written["epoch"] == record["position"]["epoch"]
+    assert written["details"]["num_videos"] == len(test_index) == result.test["details"]["num_videos"]
+    assert written["test_video_top1"] == result.test["test_video_top1"]
+
+
 def test_short_training_beats_chance(synth_root, tmp_path):
     """Two time-reversed classes and one appearance class, 15 training videos each: chance is 1/3."""
     config = load_config(

@@ -165,6 +165,20 @@ def test_best_checkpoint_follows_the_named_metric(tmp_path, mode, expected):
         ).run()
 
 
+def test_patience_stops_the_run_and_a_resume_stays_stopped(tmp_path):
+    """Best at epoch 2, then two evaluations without improvement: with patience 2 the run stops
+    after epoch 4 of 6, best.safetensors is epoch 2's, and resuming the stopped run trains nothing."""
+    scores = [0.5, 0.9, 0.8, 0.9, 0.95, 0.99]
+    run = settings(tmp_path, epochs=6, best_metric="score", patience=2)
+    result = TrainingLoop(NoisyPoints(scores=scores), run, CPU).run()
+    assert result.stopped_early and [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    assert json.loads((tmp_path / "best.json").read_text())["position"]["epoch"] == 2
+    resumed = TrainingLoop(NoisyPoints(scores=scores), run, CPU, resume=True).run()
+    assert resumed.stopped_early and len(resumed.history) == 4
+    with pytest.raises(BadArgumentError, match="patience needs a best_metric"):
+        settings(patience=2)
+
+
 def test_a_run_without_an_out_folder_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = TrainingLoop(NoisyPoints(), settings(), CPU).run()

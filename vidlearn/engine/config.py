@@ -38,7 +38,11 @@ class TrainConfig:
     flow-extract``). ``prepared``: read RGB frames from a store made by ``vidlearn prepare`` (fast):
     "auto" uses the dataset's default store for ``short_side`` if there is one, "off" never, or a
     store's folder. ``label_fraction``: train on this fraction of each class's training videos
-    (few-label experiments). ``init``: a checkpoint whose matching weights start the model (2D weights
+    (few-label experiments). ``val_fraction``: hold out this fraction of the training videos (whole
+    recording groups, per class) as a validation split: every evaluation during training, the best
+    checkpoint and early stopping use it, and the test split is evaluated once, on the best
+    checkpoint, at the end (``test.json``); 0 evaluates on the test split during training, as
+    before. ``patience``: stop when ``best_metric`` has not improved for this many evaluations. ``init``: a checkpoint whose matching weights start the model (2D weights
     are inflated onto 3D layers; see ``vidlearn.engine.modeling.load_initial_weights``). ``fast``: on
     a CPU, train through ``vidlearn.speed.optimize_for_training`` (channels-last, per-shape
     weight gradients; equal to the plain model up to rounding); None (default) does so for models
@@ -85,6 +89,8 @@ class TrainConfig:
     fast: bool | None = None
     init: str | None = None
     label_fraction: float = 1.0
+    val_fraction: float = 0.0
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         positive = (
@@ -124,6 +130,12 @@ class TrainConfig:
             )
         if not 0 < self.label_fraction <= 1:
             raise BadArgumentError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
+        if not 0 <= self.val_fraction < 1:
+            raise BadArgumentError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.patience is not None and int(self.patience) < 1:
+            raise BadArgumentError(
+                f"patience must be at least 1 (or None: never stop early), got {self.patience}"
+            )
         if self.input not in ("rgb", "flow", "rgb+flow"):
             raise BadArgumentError(f"input must be rgb, flow or rgb+flow, got {self.input!r}")
         if self.input != "rgb" and self.num_frames < 2:

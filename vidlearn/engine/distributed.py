@@ -3,7 +3,9 @@ torchrun's rendezvous. Without torchrun everything here is a no-op on one proces
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +67,26 @@ class Distributed:
         torch_dist.all_gather_object(gathered, obj)
         return gathered
 
+    def barrier(self) -> None:
+        """Wait until every process gets here (for example, until rank 0 has written a file)."""
+        if self.enabled:
+            torch_dist.barrier()
+
     def close(self) -> None:
+        """Leave the process group when the job is done: every process first waits for the others
+        (a barrier), because destroying it while a peer is still in a collective or in its own
+        shutdown can hang that peer (pytorch/pytorch#75097; seen here: rank 1 of a finished gloo
+        run hung in its exit)."""
         if self.enabled and torch_dist.is_initialized():
+            torch_dist.barrier()
             torch_dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_job() -> Iterator[Distributed]:
+    """The process group of one job (``Distributed.from_environment``), left with ``close`` when the
+    job ends normally. After an error it is not destroyed: the other processes may be inside a
+    collective that will never finish, and torchrun stops them when this process exits."""
+    dist = Distributed.from_environment()
+    yield dist
+    dist.close()

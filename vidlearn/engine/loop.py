@@ -74,6 +74,9 @@ class Objective:
 
     model: nn.Module
     train_set: Dataset
+    #: What ``evaluate`` measures on, the prefix of its metrics in logs: "test", or "val" for a
+    #: validation split carved from the training data.
+    evaluation_name: str = "test"
     #: Config keys (of ``record()["config"]``) that must be unchanged for a run to resume.
     resume_keys: tuple[str, ...] = ()
 
@@ -109,7 +112,9 @@ class LoopSettings:
     ``clip_grad`` (None: not clipped). ``amp``: see ``runtime.autocast_context``.
     ``checkpoint_every``: also save ``last`` every so many optimiser steps inside an epoch (0: at
     epoch ends only). ``best_metric``: the evaluation metric that picks ``best.safetensors``, larger
-    is better unless ``best_mode`` is "min". ``max_steps_per_epoch`` caps an epoch (smoke runs)."""
+    is better unless ``best_mode`` is "min". ``patience``: stop early when ``best_metric`` has not
+    improved for this many evaluations in a row (None: run every epoch). ``max_steps_per_epoch``
+    caps an epoch (smoke runs)."""
 
     epochs: int = 10
     batch_size: int = 8
@@ -128,6 +133,7 @@ class LoopSettings:
     max_steps_per_epoch: int | None = None
     best_metric: str | None = None
     best_mode: str = "max"
+    patience: int | None = None
     out: Path | None = None
     progress: bool = True
     label: str = "epoch"
@@ -146,7 +152,15 @@ class LoopSettings:
             raise BadArgumentError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.best_mode not in ("max", "min"):
             raise BadArgumentError(f"best_mode must be max or min, got {self.best_mode!r}")
-        for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
+        if self.patience is not None and self.best_metric is None:
+            raise BadArgumentError("patience needs a best_metric to watch")
+        for name in (
+            "epochs",
+            "batch_size",
+            "grad_accum",
+            "eval_every",
+            *(("patience",) if self.patience else ()),
+        ):
             if int(getattr(self, name)) < 1:
                 raise BadArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -156,6 +170,7 @@ class LoopResult:
     out: Path | None
     history: list[dict[str, Any]]
     seconds: float
+    stopped_early: bool = False
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, schedule: str = "cosine") -> float:
@@ -210,6 +225,8 @@ class TrainingLoop:
         # a resumed epoch reports the same averages as an uninterrupted one.
         self.epoch_sums: dict[str, float] = {}
         self.best_value: float | None = None
+        # Evaluations in a row without a better best_metric, and whether patience ran out.
+        self.stale_evaluations, self.stopped_early = 0, False
         self.latest_evaluation: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
         if resume:
@@ -242,6 +259,8 @@ class TrainingLoop:
                 "batches_done": self.batches_done,
                 "step": self.step,
                 "best": best,
+                "stale_evaluations": self.stale_evaluations,
+                "stopped_early": self.stopped_early,
                 "epoch_sums": self.epoch_sums,
             },
             "history": self.history,
@@ -286,6 +305,8 @@ class TrainingLoop:
             position["step"],
         )
         self.best_value = position.get("best", {}).get("value")
+        self.stale_evaluations = position.get("stale_evaluations", 0)
+        self.stopped_early = position.get("stopped_early", False)
         self.epoch_sums = dict(position.get("epoch_sums", {}))
         self.history = list(checkpoint.record.get("history", []))
         self.latest_evaluation = checkpoint.record.get("metrics", {})
@@ -298,7 +319,7 @@ class TrainingLoop:
             self.out.mkdir(parents=True, exist_ok=True)
         log = MetricsLog(self.out, enabled=writes) if self.out is not None else None
         try:
-            while self.epoch < self.settings.epochs:
+            while self.epoch < self.settings.epochs and not self.stopped_early:
                 row = self._train_epoch()
                 self.epoch, self.batches_done, self.epoch_sums = self.epoch + 1, 0, {}
                 row = {"epoch": self.epoch, "step": self.step, **row}
@@ -306,26 +327,38 @@ class TrainingLoop:
                 if self.epoch % self.settings.eval_every == 0 or self.epoch == self.settings.epochs:
                     evaluation = self.objective.evaluate(self.dist)
                 if evaluation is not None:
-                    row.update({f"test_{k}": v for k, v in evaluation.metrics.items()})
+                    name = self.objective.evaluation_name
+                    row.update({f"{name}_{k}": v for k, v in evaluation.metrics.items()})
                     self.latest_evaluation = evaluation.details
                 self.history.append(row)
                 if self.dist.is_main:
                     self.objective.after_epoch(self.epoch, self.out)
                 if log is not None:
                     log.write(row)
-                if writes and evaluation is not None and self._improves(evaluation):
+                if evaluation is not None and self._improves(evaluation):
                     self.best_value = evaluation.metrics[self.settings.best_metric]
-                    self.save("best", evaluation=evaluation.details, resumable=False)
+                    self.stale_evaluations = 0
+                    if writes:
+                        self.save("best", evaluation=evaluation.details, resumable=False)
+                elif evaluation is not None and self.settings.best_metric is not None:
+                    self.stale_evaluations += 1
+                    patience = self.settings.patience
+                    self.stopped_early = patience is not None and self.stale_evaluations >= patience
                 if writes:
                     self.save("last")
                 if self.show:
                     print(epoch_line(row))
+                    if self.stopped_early:
+                        print(
+                            f"stopped early after epoch {self.epoch}: {self.settings.best_metric} has not "
+                            f"improved for {self.stale_evaluations} evaluations (best {self.best_value:.4f})"
+                        )
         finally:
             if log is not None:
                 log.close()
         if writes and self.settings.best_metric and not (self.out / "best.safetensors").exists():
             self.save("best", resumable=False)  # evaluation never ran (eval_every > epochs)
-        return LoopResult(self.out, self.history, time.perf_counter() - started)
+        return LoopResult(self.out, self.history, time.perf_counter() - started, self.stopped_early)
 
     def _improves(self, evaluation: Evaluation) -> bool:
         name = self.settings.best_metric
@@ -425,5 +458,9 @@ def epoch_line(row: dict[str, Any]) -> str:
         f"train {k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("train_") and k != "train_loss"
     ]
     parts.append(f"{row['clips_per_second']:.1f} clips/s")
-    parts += [f"test {k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("test_")]
+    parts += [
+        f"{k.split('_', 1)[0]} {k.split('_', 1)[1]} {v:.3f}"
+        for k, v in row.items()
+        if k.startswith(("test_", "val_"))
+    ]
     return " | ".join(parts)

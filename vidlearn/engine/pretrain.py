@@ -23,7 +23,7 @@ from vidlearn import __version__
 from vidlearn.data.dataset import ClipDataset
 from vidlearn.data.samplers import ClipSpec
 from vidlearn.engine.checkpoint import Checkpoint, save_checkpoint
-from vidlearn.engine.distributed import Distributed
+from vidlearn.engine.distributed import distributed_job
 from vidlearn.engine.inputs import prepared_store
 from vidlearn.engine.loop import BatchLoss, LoopSettings, Objective, TrainingLoop
 from vidlearn.engine.runtime import pick_device
@@ -154,13 +154,10 @@ class MaskedVideoModelling(Objective):
 
 def pretrain(config: PretrainConfig, resume: bool = False, progress: bool = True) -> PretrainResult:
     """Pre-train a VideoMAE on the videos of ``config.data`` (labels, if any, are not used)."""
-    dist = Distributed.from_environment()
-    try:
+    with distributed_job() as dist:
         device = pick_device(config.device, dist)
         progress = progress and dist.is_main
         objective = MaskedVideoModelling(config, device, progress)
         settings = LoopSettings.from_config(config, betas=(0.9, 0.95), progress=progress, label="pretrain")
         result = TrainingLoop(objective, settings, device, dist, resume=resume).run()
         return PretrainResult(result.out, result.out / "encoder.safetensors", result.history, result.seconds)
-    finally:
-        dist.close()

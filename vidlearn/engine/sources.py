@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from vidlearn.data.formats import load_dataset, video_folder_index
@@ -104,6 +105,44 @@ def label_subset(index: VideoIndex, fraction: float, seed: int = 0) -> VideoInde
         )
         kept.update(paths[: max(1, round(len(paths) * fraction))])
     return index.filter(lambda e: e.path in kept)
+
+
+def validation_split(index: VideoIndex, fraction: float, seed: int = 0) -> tuple[VideoIndex, VideoIndex]:
+    """Carve a validation subset from a training index: per class, whole recording groups (UCF101's
+    and SynthActions' ``_gNN_`` in the file name; each file its own group otherwise) chosen by a
+    hash of the group and ``seed`` until ``fraction`` of the class's videos are held out (at least
+    one group when a class has two or more). Returns (train, validation); no group is in both, so
+    that early stopping never sees a recording it trains on."""
+    if not 0 < fraction < 1:
+        raise BadArgumentError(f"val_fraction must be in (0, 1), got {fraction!r}")
+    held: set[str] = set()
+    for label in range(len(index.class_names)):
+        groups: dict[str, list[str]] = {}
+        for entry in index.entries:
+            if entry.label == label:
+                groups.setdefault(recording_group(entry.path), []).append(entry.path)
+        if len(groups) < 2:
+            continue
+        total = sum(len(paths) for paths in groups.values())
+        order = sorted(groups, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
+        taken = 0
+        for group in order[:-1]:  # at least one group stays for training
+            if taken and taken >= total * fraction:
+                break
+            held.update(groups[group])
+            taken += len(groups[group])
+    return index.filter(lambda e: e.path not in held), index.filter(lambda e: e.path in held)
+
+
+_GROUP = re.compile(r"^(.*_g\d+)_c\d+$")
+
+
+def recording_group(path: str) -> str:
+    """The recording a clip comes from: ``v_ApplyEyeMakeup_g08_c01.avi`` -> ``v_ApplyEyeMakeup_g08``
+    (UCF101's and SynthActions' naming); any other file is its own group."""
+    stem = Path(path).stem
+    match = _GROUP.match(stem)
+    return match.group(1) if match else stem
 
 
 def unlabelled_videos(data: str, split: int = 1, progress: bool = True) -> VideoIndex:

@@ -9,6 +9,7 @@ from ``last.safetensors`` at the exact epoch and batch where it stopped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,19 @@ import yaml
 from torch import nn
 from torch.nn import functional as F
 
+from vidlearn.data.dataset import ClipDataset
 from vidlearn.data.index import VideoIndex
+from vidlearn.engine.checkpoint import load_checkpoint
 from vidlearn.engine.config import TrainConfig
-from vidlearn.engine.distributed import Distributed
+from vidlearn.engine.distributed import Distributed, distributed_job
 from vidlearn.engine.evaluate import evaluate_model
 from vidlearn.engine.inputs import make_dataset, with_store_method
 from vidlearn.engine.loop import BatchLoss, Evaluation, LoopSettings, Objective, TrainingLoop
 from vidlearn.engine.modeling import build_model, load_initial_weights, model_cost
 from vidlearn.engine.runtime import pick_device
-from vidlearn.engine.sources import label_subset, load_splits
+from vidlearn.engine.sources import label_subset, load_splits, validation_split
 from vidlearn.errors import BadArgumentError
+from vidlearn.files import write_text_atomic
 from vidlearn.speed import optimize_for_training
 
 # Datasets whose classes name a direction (MoveLeft/MoveRight, "pushing from left to right"):
@@ -42,11 +46,17 @@ FAST_TRAINING_MIN_FLOPS = 2e9
 
 @dataclass
 class TrainResult:
+    """``test``: the test split's evaluation of the model a user should take (``best`` when the run
+    validates on a split of its own, else the final model, evaluated after the last epoch):
+    headline metrics plus ``details`` (``EvaluationResult.to_json()``, with the confusion matrix)."""
+
     out: Path
     best_checkpoint: Path
     last_checkpoint: Path
     history: list[dict[str, Any]]
     seconds: float
+    test: dict[str, Any]
+    stopped_early: bool = False
 
 
 def use_fast_training(setting: bool | None, device: torch.device, flops_per_clip: int) -> bool:
@@ -71,6 +81,10 @@ class Classification(Objective):
         resume: bool = False,
         quiet: bool = False,
     ):
+        val_index = None
+        if config.val_fraction > 0:  # carved before label_fraction: every run of a study validates alike
+            train_index, val_index = validation_split(train_index, config.val_fraction, config.seed)
+            self.evaluation_name = "val"
         train_index = label_subset(train_index, config.label_fraction, config.seed)
         if train_index.class_names != test_index.class_names:
             raise BadArgumentError("train and test subsets disagree on the class list")
@@ -94,6 +108,11 @@ class Classification(Objective):
         self.test_set = make_dataset(
             test_index, config.clip_spec(train=False), False, config, seed=config.seed
         )
+        self.eval_set = (
+            self.test_set
+            if val_index is None
+            else make_dataset(val_index, config.clip_spec(train=False), False, config, seed=config.seed)
+        )
         torch.manual_seed(config.seed)
         self.model = build_model(config, len(self.class_names))
         if config.init and not resume:
@@ -114,11 +133,12 @@ class Classification(Objective):
         accuracy = float((logits.argmax(1) == labels).sum()) / len(labels)
         return BatchLoss(loss, len(labels), {"clip_top1": accuracy})
 
-    def evaluate(self, dist: Distributed) -> Evaluation:
+    def evaluate(self, dist: Distributed, dataset: ClipDataset | None = None) -> Evaluation:
+        """On the validation split if there is one, else on the test split (or on ``dataset``)."""
         config = self.config
         result = evaluate_model(
             self.model,
-            self.test_set,
+            self.eval_set if dataset is None else dataset,
             config.batch_size,
             self.device,
             config.aggregation,
@@ -154,6 +174,7 @@ class Classification(Objective):
                 "path": self.config.data,
                 "split": self.config.split,
                 "train_videos": len(self.train_set),
+                "val_videos": len(self.eval_set) if self.eval_set is not self.test_set else 0,
                 "test_videos": len(self.test_set),
                 "format": self.train_set.index.source.format,
             },
@@ -162,6 +183,25 @@ class Classification(Objective):
             "flops_per_view": self.cost["flops"],
             "flops_rule": "one multiply-add = one FLOP",
         }
+
+
+def final_test(objective: Classification, loop: TrainingLoop, dist: Distributed, out: Path) -> dict[str, Any]:
+    """The test split's verdict. Validating runs load ``best.safetensors`` (chosen on validation)
+    and evaluate it on the test split once, written to ``test.json``; other runs already evaluated
+    the test split after their last epoch."""
+    if objective.eval_set is objective.test_set:
+        return {**loop.history[-1], "details": loop.latest_evaluation}
+    dist.barrier()  # rank 0 writes best.safetensors; every rank reads it
+    best = load_checkpoint(out / "best.safetensors")
+    objective.model.load_state_dict(best.model)
+    evaluation = objective.evaluate(dist, objective.test_set)
+    best_epoch = best.record["position"]["epoch"]
+    test = {"epoch": best_epoch, **{f"test_{k}": v for k, v in evaluation.metrics.items()}}
+    if dist.is_main:
+        write_text_atomic(
+            out / "test.json", json.dumps({**test, "details": evaluation.details}, indent=1) + "\n"
+        )
+    return {**test, "details": evaluation.details}
 
 
 def train(
@@ -173,8 +213,7 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on ``config.data`` as configured (single process, or every process
     of a torchrun job). The indexes, when given, replace loading ``config.data``'s splits."""
-    dist = Distributed.from_environment()
-    try:
+    with distributed_job() as dist:
         device = pick_device(config.device, dist)
         quiet = quiet or not dist.is_main
         if train_index is None or test_index is None:
@@ -194,8 +233,13 @@ def train(
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(objective.config.to_dict(), sort_keys=False))
         result = loop.run()
+        test = final_test(objective, loop, dist, out)
         return TrainResult(
-            out, out / "best.safetensors", out / "last.safetensors", result.history, result.seconds
+            out,
+            out / "best.safetensors",
+            out / "last.safetensors",
+            result.history,
+            result.seconds,
+            test,
+            result.stopped_early,
         )
-    finally:
-        dist.close()
