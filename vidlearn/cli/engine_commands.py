@@ -87,6 +87,13 @@ def run_train(args: argparse.Namespace) -> int:
     )
     result = train(config, resume=args.resume)
     print(f"best checkpoint: {result.best_checkpoint}\nmetrics: {result.out / 'metrics.csv'}")
+    if config.val_fraction > 0:
+        headline = ", ".join(f"{k[5:]} {v:.3f}" for k, v in result.test.items() if k.startswith("test_"))
+        print(
+            f"test split, best checkpoint (epoch {result.test['epoch']}): {headline} -> {result.out / 'test.json'}"
+        )
+    if result.stopped_early:
+        print(f"stopped early after epoch {len(result.history)} (patience {config.patience})")
     return 0
 
 

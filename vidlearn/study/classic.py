@@ -49,6 +49,8 @@ class ClassicSettings:
     videos_per_class: int = 36
     epochs: int = 8
     eval_every: int = 1
+    val_fraction: float = 0.15
+    patience: int | None = None
     num_frames: int = 16
     target_fps: float = 8.0
     size: int = 64
@@ -116,6 +118,8 @@ def train_run(
             warmup_epochs=1.0 if settings.epochs > 2 else 0.0,
             classes=list(classes),
             eval_every=settings.eval_every,
+            val_fraction=settings.val_fraction,
+            patience=settings.patience,
             num_frames=settings.num_frames,
             target_fps=settings.target_fps,
             size=settings.size,
@@ -126,10 +130,9 @@ def train_run(
         )
         given = dict(changes, **({"init": str(context.out / changes["init"])} if "init" in changes else {}))
         result = train(TrainConfig(**{**values, **given}), quiet=not context.progress)
-        record = load_checkpoint(
-            result.last_checkpoint
-        ).record  # the final model, evaluated after the last epoch
-        metrics = record["metrics"]
+        # The model chosen on the validation split, evaluated once on the test split.
+        record = load_checkpoint(result.best_checkpoint).record
+        metrics = result.test["details"]
         plot_confusion(
             metrics["confusion"],
             record["class_names"],
@@ -139,14 +142,16 @@ def train_run(
         measured = class_metrics(
             metrics, record["class_names"], context.shared["pairs"], REVERSED_CLASSES, APPEARANCE_CLASSES
         )
-        curve = [row.get("test_video_top1") for row in result.history]
+        curve = [row.get("val_video_top1") for row in result.history]
         return {
             **measured,
+            "best_epoch": result.test["epoch"],
+            "epochs_run": len(result.history),
             "model": model,
             "input": record["config"]["input"],
             "params": record["params"],
             "gflops_per_view": record["flops_per_view"] / 1e9,
-            "video_top1_per_epoch": curve,
+            "val_video_top1_per_epoch": curve,
             "train_loss_per_epoch": [row["train_loss"] for row in result.history],
             "seconds": result.seconds,
         }
@@ -323,7 +328,7 @@ CLAIMS = (
 def sections(context: StudyContext, report: dict[str, Any]) -> list[str]:
     """Learning curves per section, the measured order of fusion, the confusion matrices."""
     runs = report["runs"]
-    trained = [name for name in runs if "video_top1_per_epoch" in runs[name]]
+    trained = [name for name in runs if "val_video_top1_per_epoch" in runs[name]]
     by_section: dict[str, list[str]] = {}
     for run in RUNS:
         if run.name in trained:
@@ -363,9 +368,9 @@ class _Curve:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        losses, accuracies = self.run["train_loss_per_epoch"], self.run["video_top1_per_epoch"]
+        losses, accuracies = self.run["train_loss_per_epoch"], self.run["val_video_top1_per_epoch"]
         return [
-            {"epoch": k + 1, "train_loss": loss, **({"test_video_top1": acc} if acc is not None else {})}
+            {"epoch": k + 1, "train_loss": loss, **({"val_video_top1": acc} if acc is not None else {})}
             for k, (loss, acc) in enumerate(zip(losses, accuracies))
         ]
 
@@ -385,6 +390,8 @@ STUDY = Study(
         ("twin_swap_rate", "twin swaps"),
         ("twin_pair_videos", "in own pair"),
         ("gflops_per_view", "GFLOPs/view"),
+        ("best_epoch", "best epoch"),
+        ("epochs_run", "epochs run"),
     ),  # fmt: skip
     sections=sections,
 )

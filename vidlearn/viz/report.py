@@ -1,4 +1,4 @@
-"""Pictures for study reports: learning curves (training loss and test video accuracy per epoch)."""
+"""Pictures for study reports: learning curves (training loss and evaluated video accuracy per epoch)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,22 @@ def _save_figure(figure: Figure, path: Path) -> None:
         FigureCanvasAgg(figure).print_png(temporary)
 
 
-def plot_learning_curves(rows: Sequence[Any], path: str | Path) -> Path:
-    """Training loss and test video accuracy per epoch, one line per model."""
+def plot_learning_curves(rows: Sequence[Any], path: str | Path, split: str = "val") -> Path:
+    """Training loss and video accuracy on ``split`` ("val" or "test": the ``<split>_video_top1``
+    entries of each row's history) per epoch, one line per model."""
+    key = f"{split}_video_top1"
     figure = Figure(figsize=(11, 4))
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for row in rows:
         epochs = [h["epoch"] for h in row.history]
         loss_axes.plot(epochs, [h["train_loss"] for h in row.history], marker="o", label=row.model)
-        tested = [h for h in row.history if "test_video_top1" in h]
+        tested = [h for h in row.history if key in h]
         accuracy_axes.plot(
-            [h["epoch"] for h in tested], [h["test_video_top1"] for h in tested], marker="o", label=row.model
+            [h["epoch"] for h in tested], [h[key] for h in tested], marker="o", label=row.model
         )
     loss_axes.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    accuracy_axes.set(title="test video accuracy (top-1)", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
+    name = "validation" if split == "val" else split
+    accuracy_axes.set(title=f"{name} video accuracy (top-1)", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     accuracy_axes.legend(fontsize=8)
     figure.tight_layout()
     _save_figure(figure, Path(path))
