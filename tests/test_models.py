@@ -95,6 +95,19 @@ def test_c3d_small_is_c3d_at_an_eighth_of_the_width():
     assert small.fc6[0].in_features == 64 * 9 and small.fc7[0].out_features == 256
 
 
+def test_c3d_small_fc_relus_cannot_all_die():
+    """fc6 weights drifted negative (what training did to c3d_small before fc6/fc7 were normalised:
+    0.4% of the ReLUs active): pool5's non-negative features then give only negative pre-activations,
+    yet the normalisation keeps about half of fc6's ReLUs active."""
+    small = create_model("c3d_small", num_classes=10).eval()
+    with torch.no_grad():
+        small.fc6[0].weight.copy_(-small.fc6[0].weight.abs())
+        pooled = small.convs(torch.randn(4, 3, 16, 64, 64)).flatten(1)
+        assert (small.fc6[0](pooled) < 0).all()
+        active = (small.fc6(pooled) > 0).float().mean().item()
+    assert 0.3 < active < 0.7, active
+
+
 def test_every_model_is_registered_with_its_default_input():
     # Other families (long-range CNNs, transformers, motion) list theirs in their own test files.
     assert set(ALL_MODELS) <= set(list_models())

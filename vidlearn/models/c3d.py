@@ -64,6 +64,15 @@ POOL5_SHAPE = (512, 1, 4, 4)
 C3D_SMALL_WIDTH = 0.125
 
 
+def fully_connected(in_features: int, out_features: int, dropout: float, batch_norm: bool) -> nn.Sequential:
+    """Linear, (LayerNorm), ReLU, Dropout: C3D's fc6 and fc7; index 0 is the linear layer. The
+    normalisation centres each clip's pre-activations, so about half the ReLUs stay active; a
+    LayerNorm rather than a BatchNorm1d so that a batch of one still trains."""
+    linear = nn.Linear(in_features, out_features, bias=not batch_norm)
+    normal = [nn.LayerNorm(out_features)] if batch_norm else []
+    return nn.Sequential(linear, *normal, nn.ReLU(), nn.Dropout(dropout))
+
+
 class C3D(nn.Module):
     """C3D: eight 3x3x3 convolutions, five max-pools, fc6/fc7 (4096, dropout), fc8 classifier.
 
@@ -74,7 +83,9 @@ class C3D(nn.Module):
 
     ``width`` scales every convolution's channels and ``fc_width`` sets fc6/fc7; ``clip_shape``
     (T, H, W) is the input the fc6 layer is sized for; ``batch_norm`` puts a BatchNorm3d after every
-    convolution (``bn1``, ``bn2``, ... as later re-implementations do). The defaults are the paper's network.
+    convolution (``bn1``, ``bn2``, ... as later re-implementations do) and a LayerNorm after the
+    fc6 and fc7 linear layers (without it, c3d_small's fc6 ReLUs died in training: 0.4% active
+    after 10 epochs on SynthActions, the loss stuck at chance). The defaults are the paper's network.
     """
 
     def __init__(
@@ -110,10 +121,8 @@ class C3D(nn.Module):
                 layers[name] = nn.MaxPool3d(spec, padding=padding)
         self.convs = nn.Sequential(layers)
         self.pool5_shape = self._pool5_shape(clip_shape)
-        self.fc6 = nn.Sequential(
-            nn.Linear(math.prod(self.pool5_shape), fc_width), nn.ReLU(), nn.Dropout(dropout)
-        )
-        self.fc7 = nn.Sequential(nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout))
+        self.fc6 = fully_connected(math.prod(self.pool5_shape), fc_width, dropout, batch_norm)
+        self.fc7 = fully_connected(fc_width, fc_width, dropout, batch_norm)
         self.fc8 = nn.Linear(fc_width, num_classes)
         # He initialisation of the convolutions, as torchvision's VGG: without normalisation layers,
         # PyTorch's default init shrinks activations layer after layer (measured: 8 convolutions of a
