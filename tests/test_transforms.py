@@ -330,3 +330,48 @@ def test_test_views_resize_then_crop():
 
 def test_test_views_is_not_collected_as_a_test():
     assert tf.test_views.__test__ is False
+
+
+def test_random_resized_crop_covers_the_drawn_area_and_keeps_frames_aligned():
+    # Each pixel encodes its (row, column): the crop's corners say where it came from.
+    rows, cols = torch.meshgrid(torch.arange(60), torch.arange(80), indexing="ij")
+    frame = torch.stack([rows, cols, torch.zeros_like(rows)], -1).to(torch.uint8)
+    frames = torch.stack([frame, frame])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        crop = tf.random_resized_crop(frames, 16, rng, scale=(0.25, 0.5))
+        assert crop.shape == (2, 16, 16, 3) and torch.equal(crop[0], crop[1])
+        height = float(crop[0, -1, 0, 0]) - float(crop[0, 0, 0, 0])
+        width = float(crop[0, 0, -1, 1]) - float(crop[0, 0, 0, 1])
+        area = (height + height / 15) * (width + width / 15) / (60 * 80)  # corner centres -> full size
+        assert 0.2 < area < 0.6, area
+    # A scale no crop can satisfy falls back to the largest centred crop within the ratios.
+    whole = tf.random_resized_crop(frames, (60, 80), rng, scale=(2.0, 3.0))
+    assert torch.equal(whole, frames)
+
+
+def test_colour_jitter_changes_every_frame_alike_and_zero_is_identity():
+    rng = np.random.default_rng(1)
+    frames = torch.from_numpy(rng.integers(0, 256, size=(1, 8, 8, 3), dtype=np.uint8)).expand(3, 8, 8, 3)
+    assert tf.colour_jitter(frames, 0.0, rng) is not None and torch.equal(
+        tf.colour_jitter(frames, 0.0, rng), frames
+    )
+    jittered = tf.colour_jitter(frames, 0.5, rng)
+    assert jittered.dtype == torch.uint8 and not torch.equal(jittered, frames)
+    assert torch.equal(jittered[0], jittered[1]) and torch.equal(jittered[1], jittered[2])
+    grey = torch.full((2, 4, 4, 3), 100, dtype=torch.uint8)  # no colour to saturate, no contrast to stretch
+    brightened = tf.colour_jitter(grey, 0.5, np.random.default_rng(2))
+    assert (brightened == brightened[0, 0, 0, 0]).all()
+    with pytest.raises(BadArgumentError, match="colour_jitter"):
+        ClipSpec(colour_jitter=1.5)
+    with pytest.raises(BadArgumentError, match="crop_scale"):
+        ClipSpec(crop_scale=0)
+
+
+def test_train_views_use_the_spec_augmentations():
+    frames = torch.from_numpy(np.random.default_rng(3).integers(0, 256, size=(4, 48, 64, 3), dtype=np.uint8))
+    plain = ClipSpec(num_frames=4, size=32, short_side=48, hflip=False)
+    augmented = ClipSpec(num_frames=4, size=32, short_side=48, hflip=False, crop_scale=0.3, colour_jitter=0.4)
+    a = tf.train_views(frames, plain, np.random.default_rng(0), normalize=False)
+    b = tf.train_views(frames, augmented, np.random.default_rng(0), normalize=False)
+    assert a.shape == b.shape == (3, 4, 32, 32) and not torch.equal(a, b)

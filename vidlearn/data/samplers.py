@@ -77,6 +77,10 @@ class ClipSpec:
         hflip: training views are mirrored left-right with probability 1/2. Turn it off when
             the classes depend on direction (SynthActions' MoveLeft/MoveRight, Something-Something's
             "from left to right"): a mirrored clip would carry the wrong label.
+        crop_scale: below 1, training crops are random-resized crops covering ``crop_scale`` to
+            all of the resized frame's area (aspect 3/4-4/3), resized to ``size``; 1: plain crops.
+        colour_jitter: training views get brightness, contrast and saturation factors drawn from
+            [1 - colour_jitter, 1 + colour_jitter] (0: none).
         sampling: "clip" (a window of ``num_frames`` frames, :func:`random_clip` /
             :func:`uniform_clips`) or "segments" (TSN: one frame from each of ``num_frames``
             equal segments spanning the whole video, :func:`tsn_segments`; one test clip, the
@@ -92,6 +96,8 @@ class ClipSpec:
     size: int = 112
     short_side: int = 128
     hflip: bool = True
+    crop_scale: float = 1.0
+    colour_jitter: float = 0.0
     sampling: str = "clip"
 
     def __post_init__(self) -> None:
@@ -115,6 +121,10 @@ class ClipSpec:
             raise BadArgumentError(f"num_crops must be 1 (centre) or 3 (three_crop), got {self.num_crops!r}")
         _require_int("size", self.size, 1)
         _require_int("short_side", self.short_side, 1)
+        if not 0 < self.crop_scale <= 1:
+            raise BadArgumentError(f"crop_scale must be in (0, 1], got {self.crop_scale!r}")
+        if not 0 <= self.colour_jitter < 1:
+            raise BadArgumentError(f"colour_jitter must be in [0, 1), got {self.colour_jitter!r}")
         if self.size > self.short_side:
             raise BadArgumentError(
                 f"crop size {self.size} is larger than the resized short side {self.short_side}"

@@ -122,6 +122,61 @@ def random_crop(frames: torch.Tensor | np.ndarray, size: Size, rng: np.random.Ge
     return _crop(frames, *random_crop_origin(*frames.shape[1:3], shape, rng), shape)
 
 
+def random_resized_crop(
+    frames: torch.Tensor | np.ndarray,
+    size: Size,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """A crop covering a fraction of the frame's area drawn uniformly from ``scale``, of aspect
+    ratio (width / height) drawn log-uniformly from ``ratio``, resized to ``size``; the same crop
+    for every frame. As torchvision's ``RandomResizedCrop``: ten tries, then the largest centred
+    crop within ``ratio``."""
+    frames = as_frames(frames)
+    height, width = frames.shape[1:3]
+    area = height * width
+    log_ratio = np.log(ratio)
+    for _ in range(10):
+        target_area = area * rng.uniform(*scale)
+        aspect = float(np.exp(rng.uniform(*log_ratio)))
+        w, h = round(np.sqrt(target_area * aspect)), round(np.sqrt(target_area / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top, left = random_crop_origin(height, width, (h, w), rng)
+            return resize(_crop(frames, top, left, (h, w)), _pair(size))
+    aspect = width / height
+    if aspect < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif aspect > ratio[1]:
+        w, h = round(height * ratio[1]), height
+    else:
+        w, h = width, height
+    return resize(_crop(frames, _centre_offset(height, h), _centre_offset(width, w), (h, w)), _pair(size))
+
+
+def colour_jitter(
+    frames: torch.Tensor | np.ndarray, strength: float, rng: np.random.Generator
+) -> torch.Tensor:
+    """Brightness, contrast and saturation each scaled by a factor drawn from [1 - strength,
+    1 + strength], in that order, the same factors for every frame of the clip (as torchvision's
+    ``ColorJitter`` defines them: contrast about the mean grey level, saturation about each pixel's
+    grey level). uint8 ``T x H x W x 3`` in and out; ``strength`` 0 returns the input."""
+    frames = as_frames(frames)
+    if strength == 0:
+        return frames
+    if not 0 <= strength < 1:
+        raise BadArgumentError(f"colour jitter strength must be in [0, 1), got {strength}")
+    brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
+    luma = torch.tensor([0.299, 0.587, 0.114])
+    x = frames.float() * float(brightness)
+    x = x.clamp_(0, 255)
+    grey = (x @ luma).mean()
+    x = ((x - grey) * float(contrast) + grey).clamp_(0, 255)
+    pixel_grey = (x @ luma).unsqueeze(-1)
+    x = ((x - pixel_grey) * float(saturation) + pixel_grey).clamp_(0, 255)
+    return x.round_().to(torch.uint8)
+
+
 def _centre_offset(length: int, crop: int) -> int:
     # ceil((length - crop) / 2), PySlowFast's rule: an odd margin puts the extra pixel on top/left.
     return (length - crop + 1) // 2
@@ -236,12 +291,20 @@ def train_views(
     std: Sequence[float] = KINETICS_STD,
     normalize: bool = True,
 ) -> torch.Tensor:
-    """Training view of one clip: short side to ``spec.short_side``, random ``spec.size`` crop,
-    horizontal flip with probability 1/2 (when ``spec.hflip``), normalised float ``C x T x size x size``
-    (``normalize=False``: uint8, for :func:`normalize_clips` to finish later)."""
-    crop = random_crop(resize_short_side(frames, spec.short_side), spec.size, rng)
+    """Training view of one clip: short side to ``spec.short_side``, random ``spec.size`` crop (or,
+    when ``spec.crop_scale`` < 1, a random-resized crop of ``crop_scale``-1 of the area), horizontal
+    flip with probability 1/2 (when ``spec.hflip``), colour jitter of ``spec.colour_jitter``,
+    normalised float ``C x T x size x size`` (``normalize=False``: uint8, for
+    :func:`normalize_clips` to finish later)."""
+    resized = resize_short_side(frames, spec.short_side)
+    if spec.crop_scale < 1:
+        crop = random_resized_crop(resized, spec.size, rng, scale=(spec.crop_scale, 1.0))
+    else:
+        crop = random_crop(resized, spec.size, rng)
     if spec.hflip and rng.random() < 0.5:
         crop = horizontal_flip(crop)
+    if spec.colour_jitter > 0:
+        crop = colour_jitter(crop, spec.colour_jitter, rng)
     return _model_layout(crop, mean, std, normalize)
 
 

@@ -22,7 +22,8 @@ class TrainConfig:
     """Everything a training run depends on. Saved in every checkpoint's record.
 
     Clips: ``num_frames`` frames every ``stride`` frames (or at ``target_fps``), short side resized
-    to ``short_side``, random ``size`` x ``size`` crop. Testing: ``test_clips`` x ``test_crops`` views
+    to ``short_side``, random ``size`` x ``size`` crop (random-resized from ``crop_scale``-1 of the
+    area when ``crop_scale`` < 1), colour jitter of ``colour_jitter`` (0: none). Testing: ``test_clips`` x ``test_crops`` views
     per video, combined by averaging probabilities (``aggregation="prob"``) or logits.
     Optimisation (by the one training loop, ``vidlearn.engine.loop``): AdamW, linear warm-up for
     ``warmup_epochs`` then cosine decay to zero, gradient accumulation over ``grad_accum`` batches,
@@ -72,6 +73,8 @@ class TrainConfig:
     size: int = 112
     short_side: int = 128
     hflip: bool | None = None
+    crop_scale: float = 1.0
+    colour_jitter: float = 0.0
     test_clips: int = 3
     test_crops: int = 1
     aggregation: str = "prob"
@@ -158,6 +161,8 @@ class TrainConfig:
             size=self.size,
             short_side=self.short_side,
             hflip=hflip,
+            crop_scale=self.crop_scale,
+            colour_jitter=self.colour_jitter,
             sampling=self.sampling,
         )
 
