@@ -152,15 +152,12 @@ class LoopSettings:
             raise BadArgumentError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.best_mode not in ("max", "min"):
             raise BadArgumentError(f"best_mode must be max or min, got {self.best_mode!r}")
-        if self.patience is not None and self.best_metric is None:
-            raise BadArgumentError("patience needs a best_metric to watch")
-        for name in (
-            "epochs",
-            "batch_size",
-            "grad_accum",
-            "eval_every",
-            *(("patience",) if self.patience else ()),
-        ):
+        if self.patience is not None:
+            if self.best_metric is None:
+                raise BadArgumentError("patience needs a best_metric to watch")
+            if int(self.patience) < 1:
+                raise BadArgumentError(f"patience must be at least 1, got {self.patience}")
+        for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
             if int(getattr(self, name)) < 1:
                 raise BadArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
 
